@@ -1,0 +1,58 @@
+# Proving Ground. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+SYNCED := .venv/.synced
+
+.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(UV):
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || python3 -m pip install --user --quiet --break-system-packages uv
+
+$(SYNCED): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+run: $(SYNCED) ## The service with embedded PostgreSQL on https://localhost:8443 (Ctrl-C stops everything)
+	$(RUN) python -m app dev
+
+test: $(SYNCED) ## Every test, in parallel (embedded PostgreSQL unless TEST_DB_URI is set)
+	$(RUN) pytest -n auto
+
+check: lint typecheck test ## ruff lint + format check + mypy --strict + tests
+
+lint: $(SYNCED) ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: $(SYNCED) ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+typecheck: $(SYNCED) ## mypy --strict
+	$(RUN) mypy
+
+test-unit: $(SYNCED) ## Unit tests only (no database, no network)
+	$(RUN) pytest -n auto tests/unit
+
+test-integration: $(SYNCED) ## Integration tests (real PostgreSQL, real HTTP)
+	$(RUN) pytest -n auto tests/integration
+
+test-chaos: $(SYNCED) ## Chaos tests against the provider simulators
+	$(RUN) pytest -n auto -m chaos
+
+migrate: $(SYNCED) ## Apply the migrations to DB_URI (or the embedded PostgreSQL in dev)
+	$(RUN) python -m app migrate
+
+bench: $(SYNCED) ## Requests/s and p99 of GET /api/common/health vs a minimal Quart app, each on one core
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "install wrk (Debian package wrk)"; exit 1; }
+	$(RUN) python -m bench.http
+
+clean: ## Remove the virtualenv, caches and .data (embedded PostgreSQL, certificates)
+	rm -rf .venv .data .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,94 @@
+"""Proving Ground: `create_app()` builds the service (`uvicorn app:create_app --factory`)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from importlib.metadata import version
+
+from quart import Quart
+from quart_cors import cors
+from quart_schema import QuartSchema
+
+from .database import Database, PoolSettings
+from .embedded_postgres import EmbeddedPostgres
+from .errors import register_error_handlers
+from .logs import configure_logging, get_logger
+from .metrics import Metrics
+from .middlewares import RequestContextMiddleware, RequestGuards
+from .routes.adapter import API_PREFIX, register_blueprints
+from .schema import head_revision
+from .settings import Settings, load_settings
+from .state import AppState, app_state, attach_state
+
+__all__ = ["Settings", "create_app"]
+
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Client-Id", "X-Request-ID"]
+EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy", "Idempotent-Replayed", "ETag"]
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = Quart(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info={"title": "Proving Ground", "version": version("proving-ground")},
+    )
+    if settings.cors_origins:
+        cors(
+            app,
+            allow_origin=[_origin(origin) for origin in settings.cors_origins],
+            allow_headers=ALLOWED_HEADERS,
+            expose_headers=EXPOSED_HEADERS,
+            allow_credentials=False,
+            max_age=600,
+        )
+    register_error_handlers(app)
+    guards = RequestGuards(
+        client_id_required_prefix=f"{API_PREFIX}/", client_id_exempt_prefixes=[f"{API_PREFIX}/common/"]
+    )
+    app.before_request(guards.check)
+    register_blueprints(app)
+    metrics = Metrics()
+    attach_state(app, AppState(settings=settings, metrics=metrics, guards=guards, head_revision=head_revision()))
+    app.asgi_app = RequestContextMiddleware(app.asgi_app, metrics.http)  # type: ignore[method-assign]
+    _open_resources_while_serving(app)
+    return app
+
+
+def _origin(origin: str) -> str | re.Pattern[str]:
+    return re.compile(origin.removeprefix("re:")) if origin.startswith("re:") else origin
+
+
+def _open_resources_while_serving(app: Quart) -> None:
+    embedded: EmbeddedPostgres | None = None
+
+    @app.before_serving
+    async def open_database() -> None:
+        nonlocal embedded
+        state = app_state(app)
+        settings = state.settings
+        if settings.db_uri is not None:
+            uri = settings.db_uri.get_secret_value()
+        else:
+            embedded = EmbeddedPostgres(settings.embedded_database_dir)
+            uri = await asyncio.to_thread(embedded.start)
+            get_logger("database").info("embedded PostgreSQL started", data_dir=str(embedded.data_dir))
+        pool = PoolSettings(settings.db_pool_size, settings.db_connect_timeout, settings.db_statement_timeout)
+        state.database = Database(uri, pool)
+        await state.database.initialize()
+
+    @app.after_serving
+    async def close_database() -> None:
+        state = app_state(app)
+        if state.database is not None:
+            await state.database.dispose()
+            state.database = None
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

@@ -1,0 +1,93 @@
+"""python -m app serve | dev | migrate"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import SecretStr, ValidationError
+
+from . import create_app
+from .embedded_postgres import embedded_postgres
+from .logs import configure_logging, get_logger
+from .schema import upgrade
+from .server import run_server
+from .settings import Settings, load_settings
+from .tls import ensure_self_signed
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """The settings with DB_URI filled: the given one, or an embedded PostgreSQL in dev and test."""
+    if settings.db_uri is not None:
+        yield settings
+        return
+    with embedded_postgres(settings.embedded_database_dir) as uri:
+        yield settings.model_copy(update={"db_uri": SecretStr(uri)})
+
+
+def _migrate(settings: Settings) -> None:
+    assert settings.db_uri is not None  # noqa: S101 - _database() filled it
+    asyncio.run(upgrade(settings.db_uri.get_secret_value()))
+    get_logger("migrate").info("database migrated to head")
+
+
+def serve(settings: Settings) -> None:
+    run_server(create_app(settings), settings)
+
+
+def migrate(settings: Settings) -> None:
+    with _database(settings) as settings_with_database:
+        _migrate(settings_with_database)
+
+
+def dev(settings: Settings) -> None:
+    """Embedded PostgreSQL, migrations, a self-signed certificate and the API on https://localhost:8443."""
+    if not settings.uses_tls:
+        cert_file, key_file = ensure_self_signed(settings.data_dir / "tls")
+        settings = settings.model_copy(update={"tls_cert_file": cert_file, "tls_key_file": key_file})
+    with _database(settings) as settings:
+        _migrate(settings)
+        base = f"https://localhost:{settings.listen_port}"
+        sys.stdout.write(
+            f"\nProving Ground is starting on {base}\n"
+            f"  health   {base}/api/common/health\n"
+            f"  API docs {base}/docs\n"
+            f"  metrics  {base}/metrics\n"
+            f"The certificate is self-signed: {settings.tls_cert_file}. Stop with Ctrl-C.\n\n"
+        )
+        sys.stdout.flush()
+        serve(settings)
+
+
+COMMANDS = {"serve": serve, "dev": dev, "migrate": migrate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Proving Ground service")
+    parser.add_argument(
+        "command",
+        choices=sorted(COMMANDS),
+        help="serve: the API; dev: what `make run` starts; migrate: apply the database migrations",
+    )
+    arguments = parser.parse_args(argv)
+    overrides = {"profile": "dev"} if arguments.command == "dev" else {}
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as error:
+        messages = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
+        sys.stderr.write(f"invalid settings: {messages}\n")
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        COMMANDS[arguments.command](settings)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""What every request passes through before its route: request id, access log and metrics, required params, auth."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from quart import Request, g, request
+
+from .logs import get_logger, request_id_var
+from .metrics import HttpMetrics
+from .src.utils.problems import ProblemError
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+
+ROUTE_KEY = "proving_ground.route"
+CLIENT_ID_KEY = "proving_ground.client_id"
+REQUEST_ID_KEY = "proving_ground.request_id"
+UNMATCHED_ROUTE = "<unmatched>"
+
+REQUEST_ID_HEADER = b"x-request-id"
+_WELL_FORMED_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_WELL_FORMED_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+Authenticator = Callable[[Request], Awaitable[None]]
+
+
+class RequestContextMiddleware:
+    """ASGI middleware around the whole app, so that even errors raised by the framework are logged and counted."""
+
+    def __init__(self, app: ASGIFramework, metrics: HttpMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._log = get_logger("access")
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        extras = cast("dict[str, Any]", scope)
+        request_id = _accepted_request_id(scope["headers"])
+        extras[REQUEST_ID_KEY] = request_id
+        token = request_id_var.set(request_id)
+        request_id_header = (REQUEST_ID_HEADER, request_id.encode())
+        status = 500
+
+        async def send_with_request_id(message: ASGISendEvent) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message["headers"], request_id_header]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_request_id)
+        finally:
+            duration = time.perf_counter() - started
+            route: str = extras.get(ROUTE_KEY, UNMATCHED_ROUTE)
+            self._metrics.observe(scope["method"], route, status, duration)
+            self._log.info(
+                "request",
+                method=scope["method"],
+                route=route,
+                status=status,
+                duration_ms=round(duration * 1000, 3),
+                client_id=extras.get(CLIENT_ID_KEY),
+            )
+            request_id_var.reset(token)
+
+
+def _accepted_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            if _WELL_FORMED_REQUEST_ID.fullmatch(value):
+                return value.decode()
+            break
+    return os.urandom(16).hex()
+
+
+class RequestGuards:
+    """A `before_request` hook: records the route template, requires `X-Client-Id`, runs the authenticators."""
+
+    def __init__(self, *, client_id_required_prefix: str, client_id_exempt_prefixes: Sequence[str]) -> None:
+        self._required_prefix = client_id_required_prefix
+        self._exempt_prefixes = tuple(client_id_exempt_prefixes)
+        self.authenticators: list[Authenticator] = []
+
+    async def check(self) -> None:
+        if request.url_rule is None:
+            return  # routing failed: the 404 or 405 speaks first
+        extras = cast("dict[str, Any]", request.scope)
+        extras[ROUTE_KEY] = request.url_rule.rule
+        g.clientId = None
+        g.profile = None
+        if request.path.startswith(self._required_prefix) and not request.path.startswith(self._exempt_prefixes):
+            client_id = request.headers.get("X-Client-Id")
+            if client_id is None:
+                raise ProblemError(400, "The X-Client-Id header is required.", slug="missing-client-id")
+            if not _WELL_FORMED_CLIENT_ID.fullmatch(client_id):
+                raise ProblemError(
+                    400,
+                    "X-Client-Id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+                    slug="malformed-client-id",
+                )
+            g.clientId = client_id
+            extras[CLIENT_ID_KEY] = client_id
+        for authenticate in self.authenticators:
+            await authenticate(request)

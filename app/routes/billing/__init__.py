@@ -1,0 +1,7 @@
+"""/api/billing: transport only (parse, call a service, shape the response)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+blueprint = Blueprint("billing", __name__)

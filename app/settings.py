@@ -1,0 +1,126 @@
+"""Settings from the environment (and `.env` in the dev profile only), one profile per environment."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Profile = Literal["dev", "test", "stage", "prod"]
+LogFormat = Literal["json", "console"]
+
+DEPLOYED_PROFILES: frozenset[str] = frozenset({"stage", "prod"})
+TOKEN_KEY_BYTES = 32
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class Settings(BaseSettings):
+    """Every setting is read from the environment variable of the same name, upper-cased."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+
+    profile: Profile = "dev"
+    db_uri: SecretStr | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout: float = Field(default=15.0, gt=0)
+    ready_timeout: float = Field(default=2.0, gt=0)
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8443, ge=0, le=65535)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    token_keys: SecretStr | None = None
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    shutdown_timeout: int = Field(default=20, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: LogFormat = "json"
+    data_dir: Path = Path(".data")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins_only(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if origin == "*":
+                raise ValueError("CORS_ORIGINS must list origins explicitly; '*' is not allowed")
+            if origin.startswith("re:") and not origin.endswith(r"\Z"):
+                raise ValueError(rf"a regular-expression origin must end in \Z so it cannot match a suffix: {origin}")
+        return origins
+
+    @field_validator("token_keys")
+    @classmethod
+    def _token_keys_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_token_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _deployed_profiles_need_secrets(self) -> Settings:
+        if self.profile not in DEPLOYED_PROFILES:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("DB_URI", self.db_uri),
+                ("TOKEN_KEYS", self.token_keys),
+                ("TLS_CERT_FILE", self.tls_cert_file),
+                ("TLS_KEY_FILE", self.tls_key_file),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(f"the {self.profile} profile needs {', '.join(missing)}")
+        unreadable = [str(path) for path in (self.tls_cert_file, self.tls_key_file) if path and not path.is_file()]
+        if unreadable:
+            raise ValueError(f"TLS files not found: {', '.join(unreadable)}")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls_cert_file is not None and self.tls_key_file is not None
+
+    @property
+    def embedded_database_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+
+def parse_token_keys(raw: str) -> list[tuple[str, bytes]]:
+    """`kid:base64url(32 bytes)` entries separated by commas; the first one encrypts."""
+    ring: list[tuple[str, bytes]] = []
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        kid, _, encoded = entry.partition(":")
+        if not _KEY_ID.fullmatch(kid):
+            raise ValueError("TOKEN_KEYS: each entry is <kid>:<base64url key>, kid of letters, digits, '-' or '_'")
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"TOKEN_KEYS: key {kid!r} is not base64url") from None
+        if len(key) != TOKEN_KEY_BYTES:
+            raise ValueError(f"TOKEN_KEYS: key {kid!r} must be {TOKEN_KEY_BYTES} bytes")
+        if any(existing == kid for existing, _ in ring):
+            raise ValueError(f"TOKEN_KEYS: key id {kid!r} is listed twice")
+        ring.append((kid, key))
+    if not ring:
+        raise ValueError("TOKEN_KEYS is set but lists no key")
+    return ring
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; `.env` is read only when the profile (from the environment) is dev."""
+    profile = overrides.get("profile") or os.environ.get("PROFILE", "dev")
+    env_file = ".env" if profile == "dev" else None
+    secrets_dir = os.environ.get("SECRETS_DIR")
+    return Settings(_env_file=env_file, _secrets_dir=secrets_dir, **overrides)

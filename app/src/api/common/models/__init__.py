@@ -1,0 +1,1 @@
+"""Pydantic DTOs and contracts shared by routes and services."""

@@ -1,0 +1,53 @@
+"""A unit of work owns one transaction: nothing is kept unless `commit()` is called."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+RepositoryT = TypeVar("RepositoryT")
+
+
+class UnitOfWork:
+    """`async with database.unit_of_work() as uow: ... await uow.commit()`; leaving without commit rolls back."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+        self._repositories: dict[Callable[[AsyncSession], Any], Any] = {}
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is used outside its `async with` block")
+        return self._session
+
+    def repository(self, factory: Callable[[AsyncSession], RepositoryT]) -> RepositoryT:
+        """The repository built by `factory` on this unit's session; built once per unit of work."""
+        repository = self._repositories.get(factory)
+        if repository is None:
+            repository = self._repositories[factory] = factory(self.session)
+        return repository
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._sessions()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        session, self._session = self.session, None
+        self._repositories.clear()
+        try:
+            await session.rollback()
+        finally:
+            await session.close()

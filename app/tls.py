@@ -1,0 +1,64 @@
+"""A self-signed certificate for localhost, made once for the dev profile and renewed before it expires."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+VALIDITY = dt.timedelta(days=30)
+RENEW_BEFORE = dt.timedelta(days=2)
+
+
+def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
+    """(certificate, key) files for localhost, 127.0.0.1 and ::1 under `directory`, made when missing or expiring."""
+    cert_file, key_file = directory / "localhost.crt", directory / "localhost.key"
+    if cert_file.is_file() and key_file.is_file() and not _expiring(cert_file):
+        return cert_file, key_file
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("::1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key_bytes)
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_file, key_file
+
+
+def _expiring(cert_file: Path) -> bool:
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except ValueError:
+        return True
+    return certificate.not_valid_after_utc - dt.datetime.now(dt.UTC) < RENEW_BEFORE

@@ -1,0 +1,100 @@
+"""/api/common, /metrics and the access log: what operators and load balancers rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import sys
+
+import pytest
+from pydantic import SecretStr
+from quart.typing import TestClientProtocol as HttpClient
+
+from app import create_app
+from app.settings import Settings
+from tests.support.postgres import create_empty_database, drop_database
+
+
+async def test_health_answers_ok(client: HttpClient) -> None:
+    response = await client.get("/api/common/health")
+    assert response.status_code == 200
+    assert await response.get_json() == {"status": "ok"}
+
+
+async def test_version_names_the_service_and_profile(client: HttpClient) -> None:
+    response = await client.get("/api/common/version")
+    assert await response.get_json() == {"name": "proving-ground", "version": "0.1.0", "profile": "test"}
+
+
+async def test_ready_when_the_database_is_at_the_newest_migration(client: HttpClient) -> None:
+    response = await client.get("/api/common/ready")
+    assert response.status_code == 200
+    assert await response.get_json() == {"status": "ready", "schema_revision": "0001"}
+
+
+async def test_not_ready_while_migrations_are_not_applied(
+    settings: Settings, postgres_admin_uri: str, worker_id: str
+) -> None:
+    name = f"pgtest_unmigrated_{worker_id}"
+    uri = await create_empty_database(postgres_admin_uri, name)
+    try:
+        app = create_app(settings.model_copy(update={"db_uri": SecretStr(uri)}))
+        async with app.test_app() as serving:
+            response = await serving.test_client().get("/api/common/ready")
+        assert response.status_code == 503
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.headers["Retry-After"] == "5"
+        body = await response.get_json()
+        assert body["detail"] == "The database schema is at no revision; this build needs 0001."
+    finally:
+        await drop_database(postgres_admin_uri, name)
+
+
+@pytest.mark.requirement("NFR-6")
+async def test_request_id_is_echoed_when_well_formed_and_minted_otherwise(client: HttpClient) -> None:
+    echoed = await client.get("/api/common/health", headers={"X-Request-ID": "req-42.a:b_c"})
+    assert echoed.headers["X-Request-ID"] == "req-42.a:b_c"
+    for unacceptable in ("has space", "x" * 129, "<script>"):
+        replaced = await client.get("/api/common/health", headers={"X-Request-ID": unacceptable})
+        assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["X-Request-ID"])
+    first, second = await asyncio.gather(client.get("/api/common/health"), client.get("/api/common/health"))
+    assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
+
+
+@pytest.mark.requirement("NFR-6")
+async def test_metrics_count_requests_by_route_template_and_status(client: HttpClient) -> None:
+    for _ in range(3):
+        await client.get("/api/common/health")
+    await client.get("/api/nowhere/123")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    exposition = await response.get_data(as_text=True)
+    assert 'http_requests_total{method="GET",route="/api/common/health",status="200"} 3.0' in exposition
+    assert 'http_requests_total{method="GET",route="<unmatched>",status="404"} 1.0' in exposition
+    assert 'http_request_duration_seconds_count{method="GET",route="/api/common/health",status="200"} 3.0' in exposition
+    assert "/api/nowhere/123" not in exposition
+
+
+@pytest.mark.requirement("NFR-6")
+async def test_each_request_writes_one_json_access_log_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    app = create_app(settings)
+    async with app.test_app() as serving:
+        await serving.test_client().get(
+            "/api/common/version", headers={"X-Request-ID": "log-line-1", "X-Client-Id": "ignored-on-common"}
+        )
+    access = [json.loads(line) for line in stream.getvalue().splitlines() if '"logger": "access"' in line]
+    assert len(access) == 1
+    line = access[0]
+    assert line["event"] == "request"
+    assert line["request_id"] == "log-line-1"
+    assert (line["method"], line["route"], line["status"]) == ("GET", "/api/common/version", 200)
+    assert line["duration_ms"] >= 0
+    assert line["level"] == "info"
+    assert "timestamp" in line

@@ -1,0 +1,89 @@
+"""The service as users run it: `python -m app serve` over real HTTPS, `python -m app dev` (what `make run`
+starts), graceful SIGTERM, and the refusal to start a deployed profile without its secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import pytest
+
+from app.tls import ensure_self_signed
+from tests.support.processes import ServiceProcess, clean_environment, free_port, tls_client_context
+
+pytestmark = pytest.mark.integration
+
+
+async def get(url: str, cert_file: Path) -> tuple[int, dict[str, str], Any]:
+    connector = aiohttp.TCPConnector(ssl=tls_client_context(cert_file))
+    async with aiohttp.ClientSession(connector=connector) as session, session.get(url) as response:
+        return response.status, dict(response.headers), await response.json()
+
+
+async def test_serve_answers_over_verified_https_and_stops_cleanly_on_sigterm(
+    database_uri: str, tmp_path: Path
+) -> None:
+    cert_file, key_file = ensure_self_signed(tmp_path / "tls")
+    port = free_port()
+    environment = clean_environment(
+        PROFILE="test",
+        DB_URI=database_uri,
+        LISTEN_PORT=str(port),
+        TLS_CERT_FILE=str(cert_file),
+        TLS_KEY_FILE=str(key_file),
+    )
+    async with ServiceProcess(["serve"], environment, cwd=tmp_path) as service:
+        status, headers, body = await get(f"https://localhost:{port}/api/common/health", cert_file)
+        assert (status, body) == (200, {"status": "ok"})
+        assert len(headers["X-Request-ID"]) == 32
+        status, _, _ = await get(f"https://127.0.0.1:{port}/api/common/ready", cert_file)
+        assert status == 200
+        with pytest.raises(aiohttp.ClientError):
+            async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/api/common/health"):
+                pass
+        assert await service.terminate() == 0
+    assert any("Application shutdown complete" in line for line in service.output)
+
+
+async def test_dev_serves_https_on_embedded_postgres_and_sigterm_stops_both(tmp_path: Path) -> None:
+    port = free_port()
+    environment = clean_environment(LISTEN_PORT=str(port), DATA_DIR=str(tmp_path / "data"))
+    async with ServiceProcess(["dev"], environment, cwd=tmp_path) as service:
+        cert_file = tmp_path / "data" / "tls" / "localhost.crt"
+        status, _, body = await get(f"https://localhost:{port}/api/common/ready", cert_file)
+        assert (status, body) == (200, {"status": "ready", "schema_revision": "0001"})
+        postmaster_pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+        postmaster = psutil.Process(int(postmaster_pid_file.read_text().split()[0]))
+        assert postmaster.is_running()
+
+        assert await service.terminate() == 0
+    assert not postmaster_pid_file.exists()
+    await asyncio.to_thread(postmaster.wait, 10)
+    assert not postmaster.is_running()
+
+
+@pytest.mark.parametrize("profile", ["stage", "prod"])
+async def test_deployed_profile_refuses_to_start_without_its_secrets(profile: str, tmp_path: Path) -> None:
+    environment = clean_environment(PROFILE=profile, DB_URI="postgresql://app:hunter2-secret@db/app")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "serve", env=environment, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    message = stderr.decode()
+    assert f"the {profile} profile needs TOKEN_KEYS, TLS_CERT_FILE, TLS_KEY_FILE" in message
+    assert "hunter2-secret" not in message + stdout.decode()
+
+
+def test_environment_of_the_test_run_is_not_leaked_into_children() -> None:
+    os.environ["DB_URI"] = "postgresql://leak@nowhere/db"
+    try:
+        assert "DB_URI" not in clean_environment()
+    finally:
+        del os.environ["DB_URI"]

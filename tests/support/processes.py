@@ -1,0 +1,86 @@
+"""The service as its own process (`python -m app ...`), as users and containers run it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from app.settings import Settings
+
+STARTED_LINE = "Uvicorn running on"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_environment(**settings: str) -> dict[str, str]:
+    """The parent's environment without any of the service's settings, plus the given ones."""
+    ours = {name.upper() for name in Settings.model_fields} | {"SECRETS_DIR"}
+    environment = {name: value for name, value in os.environ.items() if name not in ours}
+    environment.update(settings)
+    return environment
+
+
+def tls_client_context(cert_file: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cert_file))
+
+
+class ServiceProcess:
+    """`async with ServiceProcess(["serve"], env, cwd) as service:` waits until uvicorn listens."""
+
+    def __init__(
+        self, arguments: list[str], environment: Mapping[str, str], cwd: Path, start_timeout: float = 60
+    ) -> None:
+        self._arguments = arguments
+        self._environment = dict(environment)
+        self._cwd = cwd
+        self._start_timeout = start_timeout
+        self.process: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+
+    async def __aenter__(self) -> ServiceProcess:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", *self._arguments,
+            env=self._environment, cwd=self._cwd,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        async with asyncio.timeout(self._start_timeout):
+            while not any(STARTED_LINE in line for line in self.output):
+                if not await self._read_line():
+                    raise RuntimeError("the service exited before listening:\n" + "".join(self.output))
+        return self
+
+    async def _read_line(self) -> bool:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if line:
+            self.output.append(line.decode(errors="replace"))
+        return bool(line)
+
+    async def terminate(self, grace: float = 30) -> int:
+        """SIGTERM, then the exit code once the process has drained and stopped."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(grace):
+            while await self._read_line():
+                pass
+            return await self.process.wait()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()

@@ -1,0 +1,121 @@
+"""Settings: profiles, the refusal of deployed profiles without secrets, secrets kept out of repr and logs."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from app.settings import Settings, load_settings, parse_token_keys
+
+KEY = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
+
+
+def deployed(tmp_path: Path, **overrides: object) -> dict[str, object]:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("cert")
+    key.write_text("key")
+    values: dict[str, object] = {
+        "profile": "prod",
+        "db_uri": SecretStr("postgresql://app:pw@db/app"),
+        "token_keys": SecretStr(f"k1:{KEY}"),
+        "tls_cert_file": cert,
+        "tls_key_file": key,
+    }
+    values.update(overrides)
+    return values
+
+
+def test_dev_is_the_default_profile_and_needs_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROFILE", raising=False)
+    settings = Settings()
+    assert settings.profile == "dev"
+    assert settings.db_uri is None
+
+
+@pytest.mark.parametrize("profile", ["stage", "prod"])
+@pytest.mark.parametrize("missing", ["db_uri", "token_keys", "tls_cert_file", "tls_key_file"])
+def test_deployed_profiles_refuse_to_start_without_a_secret(profile: str, missing: str, tmp_path: Path) -> None:
+    values = deployed(tmp_path, profile=profile)
+    values[missing] = None
+    with pytest.raises(ValidationError, match=f"the {profile} profile needs {missing.upper()}"):
+        Settings(**values)  # type: ignore[arg-type]
+
+
+def test_deployed_profile_refuses_tls_files_that_do_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="TLS files not found"):
+        Settings(**deployed(tmp_path, tls_key_file=tmp_path / "absent.key"))  # type: ignore[arg-type]
+
+
+def test_deployed_profile_starts_with_everything_given(tmp_path: Path) -> None:
+    assert Settings(**deployed(tmp_path)).uses_tls  # type: ignore[arg-type]
+
+
+def test_secrets_never_appear_in_repr_or_str(tmp_path: Path) -> None:
+    settings = Settings(**deployed(tmp_path))  # type: ignore[arg-type]
+    for text in (repr(settings), str(settings), str(settings.model_dump())):
+        assert "pw@" not in text
+        assert KEY not in text
+
+
+def test_secrets_are_kept_out_of_validation_errors() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(token_keys=SecretStr("k1:not-a-valid-key-hunter2"))
+    assert "hunter2" not in str(raised.value)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROFILE", "test")
+    monkeypatch.setenv("LISTEN_PORT", "9443")
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    settings = load_settings()
+    assert (settings.profile, settings.listen_port) == ("test", 9443)
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_dot_env_is_read_in_dev_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("LISTEN_PORT=7777\n")
+    monkeypatch.delenv("LISTEN_PORT", raising=False)
+    monkeypatch.setenv("PROFILE", "dev")
+    assert load_settings().listen_port == 7777
+    monkeypatch.setenv("PROFILE", "test")
+    assert load_settings().listen_port == 8443
+
+
+def test_secrets_can_come_from_mounted_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "db_uri").write_text("postgresql://app:from-file@db/app")
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("PROFILE", "test")
+    monkeypatch.delenv("DB_URI", raising=False)
+    settings = load_settings()
+    assert settings.db_uri is not None
+    assert settings.db_uri.get_secret_value() == "postgresql://app:from-file@db/app"
+
+
+@pytest.mark.parametrize("origins", ["*", r"re:https://.*\.example\.org"])
+def test_cors_allow_list_must_be_explicit_and_anchored(origins: str) -> None:
+    with pytest.raises(ValidationError, match=r"CORS_ORIGINS|must end in"):
+        Settings(cors_origins=origins)  # type: ignore[arg-type]
+
+
+def test_token_key_ring_keeps_order_and_decodes_keys() -> None:
+    other = base64.urlsafe_b64encode(bytes(32)).decode()
+    assert parse_token_keys(f"new:{KEY},old:{other}") == [("new", bytes(range(32))), ("old", bytes(32))]
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("", "lists no key"),
+        (f"bad kid:{KEY}", "each entry is"),
+        ("k1:%%%", "not base64url"),
+        ("k1:" + base64.urlsafe_b64encode(bytes(16)).decode(), "must be 32 bytes"),
+        (f"k1:{KEY},k1:{KEY}", "listed twice"),
+    ],
+)
+def test_malformed_token_key_ring_is_refused(raw: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        parse_token_keys(raw)
