@@ -7,6 +7,7 @@ import sys
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -22,6 +23,10 @@ def _add_request_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
+def _json_line(event: EventDict, **_: Any) -> str:
+    return orjson.dumps(event, default=repr).decode()
+
+
 def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     shared: list[Processor] = [
@@ -30,7 +35,9 @@ def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None =
         _add_request_id,
     ]
     renderer: Processor = (
-        structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_json_line)
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],

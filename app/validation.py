@@ -1,13 +1,15 @@
-"""Strict request bodies: JSON only, parsed and validated by pydantic-core in one step."""
+"""Strict bodies: requests are JSON only, parsed and validated by pydantic-core in one step; responses are
+serialised by pydantic-core. Both are documented in the OpenAPI by quart-schema."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from quart import request
+from quart import Response, request
+from quart_schema import document_response
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 
 from .src.utils.problems import ProblemError
@@ -67,5 +69,28 @@ def validate_body(model: type[BaseModel]) -> Callable[[Handler], Handler]:
 
         setattr(wrapper, QUART_SCHEMA_REQUEST_ATTRIBUTE, (model, DataSource.JSON))
         return wrapper
+
+    return decorator
+
+
+ResponseModelT = TypeVar("ResponseModelT", bound=BaseModel)
+P = ParamSpec("P")
+
+
+def responds(
+    model: type[ResponseModelT], status: int = 200
+) -> Callable[[Callable[P, Awaitable[ResponseModelT]]], Callable[P, Awaitable[Response]]]:
+    """The handler returns a `model` instance; pydantic-core serialises it straight to the response body, and
+    quart-schema documents it. A handler returning anything else is a programming error (500)."""
+
+    def decorator(handler: Callable[P, Awaitable[ResponseModelT]]) -> Callable[P, Awaitable[Response]]:
+        @wraps(handler)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+            result = await handler(*args, **kwargs)
+            if type(result) is not model:
+                raise TypeError(f"{handler.__qualname__} returned {type(result).__name__}, not {model.__name__}")
+            return Response(result.model_dump_json(), status=status, content_type="application/json")
+
+        return document_response(model, status)(wrapper)
 
     return decorator

@@ -89,7 +89,8 @@ async def test_each_request_writes_one_json_access_log_line(
         await serving.test_client().get(
             "/api/common/version", headers={"X-Request-ID": "log-line-1", "X-Client-Id": "ignored-on-common"}
         )
-    access = [json.loads(line) for line in stream.getvalue().splitlines() if '"logger": "access"' in line]
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = [line for line in lines if line.get("logger") == "access"]
     assert len(access) == 1
     line = access[0]
     assert line["event"] == "request"

@@ -113,6 +113,11 @@ async def test_internal_error_is_500_problem_without_trace_or_exception_text(pro
     assert body["detail"].startswith("The server could not complete the request")
 
 
+async def test_handler_returning_other_than_its_documented_model_is_a_500(probe: HttpClient) -> None:
+    response = await probe.get(f"{PREFIX}/miswired", headers=CLIENT)
+    await problem_of(response, 500)
+
+
 async def test_missing_client_id_is_400_problem(probe: HttpClient) -> None:
     response = await probe.get(f"{PREFIX}/whoami")
     body = await problem_of(response, 400)

@@ -13,7 +13,10 @@ import aiohttp
 import psutil
 import pytest
 
+from app.database import Database
+from app.schema import head_revision
 from app.tls import ensure_self_signed
+from tests.support.postgres import create_empty_database, drop_database
 from tests.support.processes import ServiceProcess, clean_environment, free_port, tls_client_context
 
 pytestmark = pytest.mark.integration
@@ -87,3 +90,24 @@ def test_environment_of_the_test_run_is_not_leaked_into_children() -> None:
         assert "DB_URI" not in clean_environment()
     finally:
         del os.environ["DB_URI"]
+
+
+async def test_migrate_command_brings_an_empty_database_to_the_newest_revision(
+    postgres_admin_uri: str, worker_id: str, tmp_path: Path
+) -> None:
+    name = f"pgtest_migrate_{worker_id}"
+    uri = await create_empty_database(postgres_admin_uri, name)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "migrate", env=clean_environment(PROFILE="test", DB_URI=uri), cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, output.decode()
+        database = Database(uri)
+        try:
+            assert await database.schema_revision() == head_revision()
+        finally:
+            await database.dispose()
+    finally:
+        await drop_database(postgres_admin_uri, name)

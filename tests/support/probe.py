@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Quart, g
 
 from app.src.api.common.models.base import StrictModel
-from app.validation import validate_body
+from app.validation import responds, validate_body
 
 PREFIX = "/api/probe"
 SECRET_IN_EXCEPTION = "SELECT password_hash FROM users WHERE email = 'victim@example.org'"
@@ -23,6 +23,12 @@ blueprint = Blueprint("probe", __name__)
 @validate_body(Order)
 async def create_order(data: Order) -> tuple[dict[str, object], int]:
     return {"quantity": data.quantity, "note": data.note}, 201
+
+
+@blueprint.get("/miswired")
+@responds(Order)
+async def miswired() -> Order:
+    return {"quantity": 1}  # type: ignore[return-value]
 
 
 @blueprint.get("/boom")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from quart import Blueprint
-from quart_schema import validate_response
 
 from ...src.api.common.models.service import Health, Readiness, Version
 from ...src.api.common.readiness import check_readiness
 from ...state import app_state
+from ...validation import responds
 
 blueprint = Blueprint("common", __name__)
 _VERSION = version("proving-ground")
@@ -17,14 +17,14 @@ _HEALTH = Health()
 
 
 @blueprint.get("/health")
-@validate_response(Health)
+@responds(Health)
 async def health() -> Health:
     """Liveness: the process answers. It never touches the database."""
     return _HEALTH
 
 
 @blueprint.get("/ready")
-@validate_response(Readiness)
+@responds(Readiness)
 async def ready() -> Readiness:
     """Readiness: 503 problem+json while the database is unreachable or its schema is not at the newest migration."""
     state = app_state()
@@ -32,6 +32,6 @@ async def ready() -> Readiness:
 
 
 @blueprint.get("/version")
-@validate_response(Version)
+@responds(Version)
 async def service_version() -> Version:
     return Version(name="proving-ground", version=_VERSION, profile=app_state().settings.profile)
