@@ -43,8 +43,8 @@ test-unit: $(SYNCED) ## Unit tests only (no database, no network)
 test-integration: $(SYNCED) ## Integration tests (real PostgreSQL, real HTTP)
 	$(RUN) pytest -n auto tests/integration
 
-test-chaos: $(SYNCED) ## Chaos tests against the provider simulators
-	$(RUN) pytest -n auto -m chaos
+test-chaos: $(SYNCED) ## Chaos tests against the provider simulators (pytest's exit 5: none collected yet)
+	$(RUN) pytest -n auto -m chaos || [ $$? -eq 5 ]
 
 migrate: $(SYNCED) ## Apply the migrations to DB_URI (or the embedded PostgreSQL in dev)
 	$(RUN) python -m app migrate

@@ -18,7 +18,13 @@ from quart.typing import TestClientProtocol as HttpClient
 from app import create_app
 from app.embedded_postgres import embedded_postgres
 from app.settings import Settings
-from tests.support.postgres import drop_database, provision_database, repository_root, truncate_all
+from tests.support.postgres import (
+    create_empty_database,
+    drop_database,
+    provision_database,
+    repository_root,
+    truncate_all,
+)
 
 
 def _docker_answers() -> bool:
@@ -58,6 +64,14 @@ def database_uri(postgres_admin_uri: str, worker_id: str) -> Iterator[str]:
     uri = asyncio.run(provision_database(postgres_admin_uri, name))
     yield uri
     asyncio.run(drop_database(postgres_admin_uri, name))
+
+
+@pytest.fixture
+async def empty_database_uri(postgres_admin_uri: str, worker_id: str) -> AsyncIterator[str]:
+    """A database of the test's own that no migration has touched."""
+    name = f"pgtest_empty_{worker_id}_{os.getpid()}"
+    yield await create_empty_database(postgres_admin_uri, name)
+    await drop_database(postgres_admin_uri, name)
 
 
 @pytest.fixture

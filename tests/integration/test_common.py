@@ -14,7 +14,6 @@ from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
 from app.settings import Settings
-from tests.support.postgres import create_empty_database, drop_database
 
 
 async def test_health_answers_ok(client: HttpClient) -> None:
@@ -34,22 +33,15 @@ async def test_ready_when_the_database_is_at_the_newest_migration(client: HttpCl
     assert await response.get_json() == {"status": "ready", "schema_revision": "0001"}
 
 
-async def test_not_ready_while_migrations_are_not_applied(
-    settings: Settings, postgres_admin_uri: str, worker_id: str
-) -> None:
-    name = f"pgtest_unmigrated_{worker_id}"
-    uri = await create_empty_database(postgres_admin_uri, name)
-    try:
-        app = create_app(settings.model_copy(update={"db_uri": SecretStr(uri)}))
-        async with app.test_app() as serving:
-            response = await serving.test_client().get("/api/common/ready")
-        assert response.status_code == 503
-        assert response.headers["Content-Type"] == "application/problem+json"
-        assert response.headers["Retry-After"] == "5"
-        body = await response.get_json()
-        assert body["detail"] == "The database schema is at no revision; this build needs 0001."
-    finally:
-        await drop_database(postgres_admin_uri, name)
+async def test_not_ready_while_migrations_are_not_applied(settings: Settings, empty_database_uri: str) -> None:
+    app = create_app(settings.model_copy(update={"db_uri": SecretStr(empty_database_uri)}))
+    async with app.test_app() as serving:
+        response = await serving.test_client().get("/api/common/ready")
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    body = await response.get_json()
+    assert body["detail"] == "The database schema is at no revision; this build needs 0001."
 
 
 @pytest.mark.requirement("NFR-6")

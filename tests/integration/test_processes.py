@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ import pytest
 from app.database import Database
 from app.schema import head_revision
 from app.tls import ensure_self_signed
-from tests.support.postgres import create_empty_database, drop_database
 from tests.support.processes import ServiceProcess, clean_environment, free_port, tls_client_context
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,10 @@ async def test_serve_answers_over_verified_https_and_stops_cleanly_on_sigterm(
     assert any("Application shutdown complete" in line for line in service.output)
 
 
-async def test_dev_serves_https_on_embedded_postgres_and_sigterm_stops_both(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_both(
+    tmp_path: Path, signal_number: int
+) -> None:
     port = free_port()
     environment = clean_environment(LISTEN_PORT=str(port), DATA_DIR=str(tmp_path / "data"))
     async with ServiceProcess(["dev"], environment, cwd=tmp_path) as service:
@@ -64,7 +67,7 @@ async def test_dev_serves_https_on_embedded_postgres_and_sigterm_stops_both(tmp_
         postmaster = psutil.Process(int(postmaster_pid_file.read_text().split()[0]))
         assert postmaster.is_running()
 
-        assert await service.terminate() == 0
+        assert await service.terminate(signal_number=signal_number) == 0
     assert not postmaster_pid_file.exists()
     await asyncio.to_thread(postmaster.wait, 10)
     assert not postmaster.is_running()
@@ -93,21 +96,38 @@ def test_environment_of_the_test_run_is_not_leaked_into_children() -> None:
 
 
 async def test_migrate_command_brings_an_empty_database_to_the_newest_revision(
-    postgres_admin_uri: str, worker_id: str, tmp_path: Path
+    empty_database_uri: str, tmp_path: Path
 ) -> None:
-    name = f"pgtest_migrate_{worker_id}"
-    uri = await create_empty_database(postgres_admin_uri, name)
+    environment = clean_environment(PROFILE="test", DB_URI=empty_database_uri)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "migrate", env=environment, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, output.decode()
+    database = Database(empty_database_uri)
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "migrate", env=clean_environment(PROFILE="test", DB_URI=uri), cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-        assert process.returncode == 0, output.decode()
-        database = Database(uri)
-        try:
-            assert await database.schema_revision() == head_revision()
-        finally:
-            await database.dispose()
+        assert await database.schema_revision() == head_revision()
     finally:
-        await drop_database(postgres_admin_uri, name)
+        await database.dispose()
+
+
+async def test_serve_without_db_uri_in_test_profile_runs_and_stops_its_embedded_postgres(tmp_path: Path) -> None:
+    cert_file, key_file = ensure_self_signed(tmp_path / "tls")
+    port = free_port()
+    environment = clean_environment(
+        PROFILE="test",
+        LISTEN_PORT=str(port),
+        DATA_DIR=str(tmp_path / "data"),
+        TLS_CERT_FILE=str(cert_file),
+        TLS_KEY_FILE=str(key_file),
+    )
+    async with ServiceProcess(["serve"], environment, cwd=tmp_path) as service:
+        status, _, body = await get(f"https://localhost:{port}/api/common/ready", cert_file)
+        assert status == 503  # `serve` does not migrate: that is `python -m app migrate`'s job
+        assert body["detail"] == "The database schema is at no revision; this build needs 0001."
+        postmaster_pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+        postmaster = psutil.Process(int(postmaster_pid_file.read_text().split()[0]))
+        assert await service.terminate() == 0
+    await asyncio.to_thread(postmaster.wait, 10)
+    assert not postmaster.is_running()

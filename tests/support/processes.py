@@ -69,10 +69,10 @@ class ServiceProcess:
             self.output.append(line.decode(errors="replace"))
         return bool(line)
 
-    async def terminate(self, grace: float = 30) -> int:
-        """SIGTERM, then the exit code once the process has drained and stopped."""
+    async def terminate(self, grace: float = 30, signal_number: int = signal.SIGTERM) -> int:
+        """SIGTERM (or the given signal), then the exit code once the process has drained and stopped."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signal_number)
         async with asyncio.timeout(grace):
             while await self._read_line():
                 pass
