@@ -40,8 +40,14 @@ class ServiceProcess:
     """`async with ServiceProcess(["serve"], env, cwd) as service:` waits until uvicorn listens."""
 
     def __init__(
-        self, arguments: list[str], environment: Mapping[str, str], cwd: Path, start_timeout: float = 60
+        self,
+        arguments: list[str],
+        environment: Mapping[str, str],
+        cwd: Path,
+        start_timeout: float = 60,
+        module: str = "app",
     ) -> None:
+        self._module = module
         self._arguments = arguments
         self._environment = dict(environment)
         self._cwd = cwd
@@ -51,7 +57,7 @@ class ServiceProcess:
 
     async def __aenter__(self) -> ServiceProcess:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", *self._arguments,
+            sys.executable, "-m", self._module, *self._arguments,
             env=self._environment, cwd=self._cwd,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Fake providers with fault injection: payments, catalog and notifications. Never imported by `app/`."""

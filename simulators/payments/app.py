@@ -1,0 +1,190 @@
+"""A Stripe-like payments provider: charges, refunds, real idempotency, asynchronous outcomes, signed webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response, jsonify, request
+
+from ..engine.control import ScopeQuery
+from ..engine.idempotency import IdempotencyStore, fingerprint, stripe_error
+from ..engine.middleware import hold_processing
+from ..engine.simulator import Simulator, parse, parse_control
+from .models import Charge, ChargeRequest, PaymentsConfig, RefundRequest, WebhookSettings
+from .store import Ledger, RefundRejectedError
+from .webhooks import WebhookSender
+
+EVENT_FOR_STATUS = {"succeeded": "charge.succeeded", "failed": "charge.failed", "pending": "charge.pending"}
+
+
+class ChargeListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=10, ge=1, le=100)
+    starting_after: str | None = None
+    customer: str | None = None
+    idempotency_key: str | None = None
+
+
+class PaymentsSimulator(Simulator[PaymentsConfig]):
+    name = "payments"
+    config_model = PaymentsConfig
+
+    def __init__(self, config: PaymentsConfig) -> None:
+        super().__init__(config)
+        self._ledgers: dict[str | None, Ledger] = {}
+        self.idempotency = IdempotencyStore()
+        self.webhooks = WebhookSender(self.engine.clock, config.seed, self.spawn, config.webhooks)
+        self.engine.clock.on_change(self.settle_due)
+        self._settle_timer: asyncio.TimerHandle | None = None
+
+    def ledger(self, scope: str | None) -> Ledger:
+        ledger = self._ledgers.get(scope)
+        if ledger is None:
+            rng = random.Random(f"{self.config.seed}:{scope or ''}:outcomes")  # noqa: S311 - simulation
+            ledger = self._ledgers[scope] = Ledger(rng)
+        return ledger
+
+    def reset_state(self, scope: str | None) -> None:
+        self.idempotency.forget_scope(scope)
+        self.webhooks.forget(scope, self.config.seed)
+        if scope is None:
+            self._ledgers.clear()
+        else:
+            self._ledgers.pop(scope, None)
+
+    def reconfigure(self, config: PaymentsConfig) -> None:
+        super().reconfigure(config)
+        self.webhooks.defaults = config.webhooks
+
+    def settle_due(self, changed: str | None = None) -> None:
+        """Pending charges whose time has come (by their scope's clock) succeed or fail, with their webhook."""
+        for scope, ledger in list(self._ledgers.items()):
+            for charge in ledger.settle_due(self.engine.clock.now(scope)):
+                self.webhooks.emit(scope, EVENT_FOR_STATUS[charge.status], charge.model_dump(mode="json"))
+
+    def _settle_later(self, scope: str | None, seconds: float) -> None:
+        if not self.engine.clock.frozen(scope):
+            asyncio.get_running_loop().call_later(seconds, self.settle_due)
+
+    async def stop_background_work(self) -> None:
+        await super().stop_background_work()
+        await self.webhooks.close()
+
+    def routes(self) -> Blueprint:
+        blueprint = Blueprint("payments", __name__)
+
+        @blueprint.before_request
+        async def authenticate() -> Response | None:
+            if self.authorized():
+                return None
+            response = stripe_error(401, "invalid_request_error", "Invalid API Key provided.")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="payments"'
+            return response
+
+        @blueprint.post("/v1/charges")
+        async def create_charge() -> Response:
+            data = parse(ChargeRequest, await request.get_json(force=True, silent=True))
+            return await self._idempotent("/v1/charges", data, lambda key: self._create_charge(data, key))
+
+        @blueprint.get("/v1/charges/<charge_id>")
+        async def get_charge(charge_id: str) -> Response:
+            self.settle_due()
+            charge = self.ledger(_scope()).charges.get(charge_id)
+            if charge is None:
+                return stripe_error(404, "invalid_request_error", f"No such charge: '{charge_id}'", param="id")
+            return jsonify(charge.model_dump(mode="json"))
+
+        @blueprint.get("/v1/charges")
+        async def list_charges() -> Response:
+            self.settle_due()
+            query = parse(ChargeListQuery, request.args.to_dict())
+            ledger = self.ledger(_scope())
+            if query.idempotency_key is not None:
+                found = ledger.by_idempotency_key.get(query.idempotency_key)
+                charges = [ledger.charges[found]] if found else []
+                return jsonify(
+                    {"object": "list", "data": [c.model_dump(mode="json") for c in charges], "has_more": False}
+                )
+            newest_first = [c for c in reversed(ledger.charges.values()) if query.customer in (None, c.customer)]
+            if query.starting_after is not None:
+                ids = [charge.id for charge in newest_first]
+                if query.starting_after not in ids:
+                    return stripe_error(400, "invalid_request_error", "starting_after is not a charge of this list.")
+                newest_first = newest_first[ids.index(query.starting_after) + 1 :]
+            page = newest_first[: query.limit]
+            return jsonify(
+                {
+                    "object": "list",
+                    "data": [charge.model_dump(mode="json") for charge in page],
+                    "has_more": len(newest_first) > len(page),
+                }
+            )
+
+        @blueprint.post("/v1/refunds")
+        async def create_refund() -> Response:
+            data = parse(RefundRequest, await request.get_json(force=True, silent=True))
+            return await self._idempotent("/v1/refunds", data, lambda key: self._create_refund(data))
+
+        return blueprint
+
+    async def _idempotent(self, path: str, data: BaseModel, produce: Any) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            response, _ = await produce(None)
+            return response  # type: ignore[no-any-return]
+        identity = (_scope() or "", self.api_key(), key)
+        params = data.model_dump(mode="json")
+        return await self.idempotency.run(identity, fingerprint("POST", path, params), lambda: produce(key))
+
+    async def _create_charge(self, data: ChargeRequest, idempotency_key: str | None) -> tuple[Response, str]:
+        await hold_processing(request.scope)
+        scope = _scope()
+        outcomes = self.config.outcomes
+        charge = self.ledger(scope).create_charge(data, self.engine.clock.now(scope), outcomes, idempotency_key)
+        body = charge.model_dump(mode="json")
+        self.webhooks.emit(scope, EVENT_FOR_STATUS[charge.status], body)
+        if charge.status == "pending":
+            self._settle_later(scope, outcomes.settle_after_seconds)
+        if charge.status == "failed":
+            declined = stripe_error(
+                402, "card_error", "Your card was declined.", code="card_declined", charge=charge.id
+            )
+            return declined, charge.id
+        return jsonify(body), charge.id
+
+    async def _create_refund(self, data: RefundRequest) -> tuple[Response, str | None]:
+        await hold_processing(request.scope)
+        scope = _scope()
+        self.settle_due()
+        try:
+            refund = self.ledger(scope).refund(data.charge, data.amount, data.reason, self.engine.clock.now(scope))
+        except RefundRejectedError as rejected:
+            return stripe_error(400, "invalid_request_error", str(rejected), param="amount"), None
+        charge: Charge = self.ledger(scope).charges[data.charge]
+        self.webhooks.emit(scope, "charge.refunded", charge.model_dump(mode="json"))
+        return jsonify(refund.model_dump(mode="json")), refund.id
+
+    def controls(self) -> Blueprint:
+        blueprint = Blueprint("payments_control", __name__)
+
+        @blueprint.put("/webhooks")
+        async def register_webhook() -> Response:
+            scope = parse_control(ScopeQuery, request.args.to_dict()).scope
+            settings = parse_control(WebhookSettings, await request.get_json(force=True, silent=True) or {})
+            self.webhooks.register(scope, settings)
+            return jsonify(settings.model_dump(mode="json"))
+
+        @blueprint.get("/webhooks/deliveries")
+        async def deliveries() -> Response:
+            scope = parse_control(ScopeQuery, request.args.to_dict()).scope
+            return jsonify({"deliveries": self.webhooks.deliveries(scope)})
+
+        return blueprint
+
+
+def _scope() -> str | None:
+    return request.headers.get("X-Sim-Scope")
