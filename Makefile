@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench clean
+.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-sim wrk clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -49,9 +49,14 @@ test-chaos: $(SYNCED) ## Chaos tests against the provider simulators (pytest's e
 migrate: $(SYNCED) ## Apply the migrations to DB_URI (or the embedded PostgreSQL in dev)
 	$(RUN) python -m app migrate
 
-bench: $(SYNCED) ## Requests/s and p99 of GET /api/common/health vs a minimal Quart app, each on one core
-	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "install wrk (Debian package wrk)"; exit 1; }
+bench: $(SYNCED) wrk ## Requests/s and p99 of GET /api/common/health vs a minimal Quart app, each on one core
 	$(RUN) python -m bench.http
+
+bench-sim: $(SYNCED) wrk ## Create-charge requests/s of the payments simulator on one core, without and with faults
+	$(RUN) python -m bench.simulators
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "install wrk (Debian package wrk)"; exit 1; }
 
 clean: ## Remove the virtualenv, caches and .data (embedded PostgreSQL, certificates)
 	rm -rf .venv .data .pytest_cache .mypy_cache .ruff_cache

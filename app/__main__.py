@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pydantic import SecretStr, ValidationError
 
 from . import create_app
+from .dev_providers import simulated_providers
 from .embedded_postgres import embedded_postgres
 from .logs import configure_logging, get_logger
 from .schema import upgrade
@@ -45,18 +46,22 @@ def migrate(settings: Settings) -> None:
 
 
 def dev(settings: Settings) -> None:
-    """Embedded PostgreSQL, migrations, a self-signed certificate and the API on https://localhost:8443."""
+    """Embedded PostgreSQL, migrations, the provider simulators, a self-signed certificate and the API on
+    https://localhost:8443; stopping it stops them all."""
     if not settings.uses_tls:
         cert_file, key_file = ensure_self_signed(settings.data_dir / "tls")
         settings = settings.model_copy(update={"tls_cert_file": cert_file, "tls_key_file": key_file})
-    with _database(settings) as settings:
+    with _database(settings) as settings, simulated_providers(settings) as settings:
         _migrate(settings)
         base = f"https://localhost:{settings.listen_port}"
         sys.stdout.write(
             f"\nProving Ground is starting on {base}\n"
-            f"  health   {base}/api/common/health\n"
-            f"  API docs {base}/docs\n"
-            f"  metrics  {base}/metrics\n"
+            f"  health     {base}/api/common/health\n"
+            f"  API docs   {base}/docs\n"
+            f"  metrics    {base}/metrics\n"
+            f"  payments   {settings.payments_url}/__sim/journal\n"
+            f"  catalog    {settings.catalog_url}/__sim/journal\n"
+            f"  notify     {settings.notify_url}/__sim/inbox\n"
             f"The certificate is self-signed: {settings.tls_cert_file}. Stop with Ctrl-C.\n\n"
         )
         sys.stdout.flush()

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     shutdown_timeout: int = Field(default=20, gt=0)
+    payments_url: str | None = Field(default=None, pattern=r"^https?://")
+    payments_api_key: SecretStr | None = None
+    catalog_url: str | None = Field(default=None, pattern=r"^https?://")
+    catalog_api_key: SecretStr | None = None
+    notify_url: str | None = Field(default=None, pattern=r"^https?://")
+    notify_api_key: SecretStr | None = None
+    simulator_base_port: int = Field(default=9101, ge=1024, le=65533)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = "json"
     data_dir: Path = Path(".data")

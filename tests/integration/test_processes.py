@@ -17,7 +17,7 @@ import pytest
 from app.database import Database
 from app.schema import head_revision
 from app.tls import ensure_self_signed
-from tests.support.processes import ServiceProcess, clean_environment, free_port, tls_client_context
+from tests.support.processes import ServiceProcess, clean_environment, free_port, free_port_run, tls_client_context
 
 pytestmark = pytest.mark.integration
 
@@ -57,20 +57,36 @@ async def test_serve_answers_over_verified_https_and_stops_cleanly_on_sigterm(
 async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_both(
     tmp_path: Path, signal_number: int
 ) -> None:
-    port = free_port()
-    environment = clean_environment(LISTEN_PORT=str(port), DATA_DIR=str(tmp_path / "data"))
-    async with ServiceProcess(["dev"], environment, cwd=tmp_path) as service:
+    port, simulators = free_port(), free_port_run(3)
+    environment = clean_environment(
+        LISTEN_PORT=str(port), DATA_DIR=str(tmp_path / "data"), SIMULATOR_BASE_PORT=str(simulators)
+    )
+    ready = f"Uvicorn running on https://127.0.0.1:{port}"
+    async with ServiceProcess(["dev"], environment, cwd=tmp_path, ready_line=ready) as service:
         cert_file = tmp_path / "data" / "tls" / "localhost.crt"
         status, _, body = await get(f"https://localhost:{port}/api/common/ready", cert_file)
         assert (status, body) == (200, {"status": "ready", "schema_revision": "0001"})
         postmaster_pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
         postmaster = psutil.Process(int(postmaster_pid_file.read_text().split()[0]))
         assert postmaster.is_running()
+        simulator_processes = [
+            child for child in psutil.Process(service.pid).children() if "simulators" in child.cmdline()
+        ]
+        assert sorted(child.cmdline()[3] for child in simulator_processes) == ["catalog", "notify", "payments"]
+        for offset in range(3):
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{simulators + offset}/__sim/clock") as response,
+            ):
+                assert response.status == 200
 
         assert await service.terminate(signal_number=signal_number) == 0
     assert not postmaster_pid_file.exists()
     await asyncio.to_thread(postmaster.wait, 10)
     assert not postmaster.is_running()
+    for child in simulator_processes:
+        await asyncio.to_thread(child.wait, 10)
+        assert not child.is_running()
 
 
 @pytest.mark.parametrize("profile", ["stage", "prod"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -22,6 +23,24 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def free_port_run(length: int) -> int:
+    """The first of `length` consecutive free ports."""
+    for _ in range(100):
+        first = free_port()
+        if first + length <= 65535 and all(_bindable(first + offset) for offset in range(1, length)):
+            return first
+    raise RuntimeError(f"no {length} consecutive free ports found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def clean_environment(**settings: str) -> dict[str, str]:
@@ -46,8 +65,10 @@ class ServiceProcess:
         cwd: Path,
         start_timeout: float = 60,
         module: str = "app",
+        ready_line: str = STARTED_LINE,
     ) -> None:
         self._module = module
+        self._ready_line = ready_line
         self._arguments = arguments
         self._environment = dict(environment)
         self._cwd = cwd
@@ -58,14 +79,19 @@ class ServiceProcess:
     async def __aenter__(self) -> ServiceProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", self._module, *self._arguments,
-            env=self._environment, cwd=self._cwd,
+            env=self._environment, cwd=self._cwd, start_new_session=True,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         async with asyncio.timeout(self._start_timeout):
-            while not any(STARTED_LINE in line for line in self.output):
+            while not any(self._ready_line in line for line in self.output):
                 if not await self._read_line():
                     raise RuntimeError("the service exited before listening:\n" + "".join(self.output))
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     async def _read_line(self) -> bool:
         assert self.process is not None
@@ -87,6 +113,9 @@ class ServiceProcess:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
+        if self.process is None:
+            return
+        # Whatever the test left running, children included (they share the process group).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()

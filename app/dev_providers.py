@@ -1,0 +1,69 @@
+"""For `python -m app dev`: the provider simulators as processes of their own (the service never imports them)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import SecretStr
+
+from .settings import Settings
+
+PROVIDERS = ("payments", "catalog", "notify")  # on SIMULATOR_BASE_PORT, +1, +2
+SIMULATOR_API_KEY = "sk_test_proving_ground"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def _wait_until_listening(process: subprocess.Popen[bytes], name: str, port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _listening(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"the {name} simulator exited with {process.returncode} (is port {port} taken?)")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {name} simulator did not listen on port {port} within {START_TIMEOUT:g} s")
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def simulated_providers(settings: Settings) -> Iterator[Settings]:
+    """Start a simulator for every provider whose URL is not set; yield the settings pointing at them."""
+    ports = {name: settings.simulator_base_port + offset for offset, name in enumerate(PROVIDERS)}
+    wanted = [name for name in PROVIDERS if getattr(settings, f"{name}_url") is None]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in wanted:
+            port = ports[name]
+            process = subprocess.Popen([sys.executable, "-m", "simulators", name, "--port", str(port)])  # noqa: S603
+            processes.append(process)
+            _wait_until_listening(process, name, port)
+        updates: dict[str, object] = {}
+        for name in wanted:
+            updates[f"{name}_url"] = f"http://127.0.0.1:{ports[name]}"
+            updates[f"{name}_api_key"] = SecretStr(SIMULATOR_API_KEY)
+        yield settings.model_copy(update=updates)
+    finally:
+        for process in processes:
+            _stop(process)

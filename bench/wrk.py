@@ -1,0 +1,70 @@
+"""Running wrk pinned to its own core, and a server pinned to another, for the benchmarks."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_CORE, LOAD_CORE = "0", "1"
+
+
+@dataclass(frozen=True)
+class Run:
+    requests_per_second: float
+    p99_ms: float
+    non_2xx: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def pinned_server(command: list[str], ready_url: str, environment: dict[str, str] | None = None) -> Iterator[None]:
+    """`python <command>` on SERVER_CORE until the block ends; it is up once `ready_url` answers."""
+    process = subprocess.Popen(
+        ["taskset", "-c", SERVER_CORE, sys.executable, *command],
+        env=environment,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1):  # noqa: S310 - loopback only
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{command} did not start") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> Run:
+    command = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", output).groups()  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return Run(
+        rate, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], int(non_2xx.group(1)) if non_2xx else 0
+    )
