@@ -6,6 +6,7 @@ import asyncio
 import gc
 import re
 from importlib.metadata import version
+from typing import Any
 
 from quart import Quart
 from quart_cors import cors
@@ -17,9 +18,11 @@ from .errors import register_error_handlers
 from .logs import configure_logging, get_logger
 from .metrics import Metrics
 from .middlewares import RequestContextMiddleware, RequestGuards
+from .providers import build_providers
 from .routes.adapter import API_PREFIX, register_blueprints
 from .schema import head_revision
 from .settings import Settings, load_settings
+from .src.resilience.inbound import ClientRateLimiter, LoadShedder
 from .state import AppState, app_state, attach_state
 
 __all__ = ["Settings", "create_app"]
@@ -57,10 +60,37 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(guards.check)
     register_blueprints(app)
     metrics = Metrics()
-    attach_state(app, AppState(settings=settings, metrics=metrics, guards=guards, head_revision=head_revision()))
-    app.asgi_app = RequestContextMiddleware(app.asgi_app, metrics.http)  # type: ignore[method-assign]
+    providers = build_providers(settings, metrics)
+    attach_state(
+        app,
+        AppState(settings=settings, metrics=metrics, guards=guards, head_revision=head_revision(), providers=providers),
+    )
+    app.asgi_app = _with_middleware(app.asgi_app, settings, metrics)  # type: ignore[method-assign]
     _open_resources_while_serving(app)
     return app
+
+
+def _with_middleware(asgi_app: Any, settings: Settings, metrics: Metrics) -> RequestContextMiddleware:
+    """Outermost first: request context (id, access log, metrics), load shedding, per-client rate limits."""
+    exempt = (f"{API_PREFIX}/common/", "/metrics")
+    if settings.client_rate is not None:
+        asgi_app = ClientRateLimiter(
+            asgi_app,
+            rate=settings.client_rate,
+            burst=settings.client_burst,
+            max_clients=settings.client_rate_max_clients,
+            exempt_prefixes=exempt,
+            metrics=metrics.inbound,
+        )
+    shedder = LoadShedder(
+        asgi_app,
+        limit=settings.inbound_concurrency,
+        max_wait=settings.inbound_max_wait,
+        retry_after=settings.inbound_retry_after,
+        exempt_prefixes=exempt,
+        metrics=metrics.inbound,
+    )
+    return RequestContextMiddleware(shedder, metrics.http)
 
 
 def _origin(origin: str) -> str | re.Pattern[str]:
@@ -84,6 +114,8 @@ def _open_resources_while_serving(app: Quart) -> None:
         pool = PoolSettings(settings.db_pool_size, settings.db_connect_timeout, settings.db_statement_timeout)
         state.database = Database(uri, pool)
         await state.database.initialize()
+        for client in state.providers.values():
+            await client.start()
         # Everything built so far lives as long as the process: keep it out of the collector's full passes,
         # which would otherwise walk every module, model and schema object and stall requests for milliseconds.
         gc.freeze()
@@ -91,6 +123,8 @@ def _open_resources_while_serving(app: Quart) -> None:
     @app.after_serving
     async def close_database() -> None:
         state = app_state(app)
+        for client in state.providers.values():
+            await client.close()
         if state.database is not None:
             await state.database.dispose()
             state.database = None

@@ -5,6 +5,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from .src.resilience.inbound import InboundMetrics
+from .src.resilience.metrics import ProviderMetrics
+
 __all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "Metrics"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,6 +41,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http = HttpMetrics(self.registry)
+        self.inbound = InboundMetrics(self.registry)
+        self.providers = ProviderMetrics(self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .src.resilience.policy import ProviderPolicy
+
 Profile = Literal["dev", "test", "stage", "prod"]
 LogFormat = Literal["json", "console"]
 
@@ -45,7 +47,16 @@ class Settings(BaseSettings):
     catalog_api_key: SecretStr | None = None
     notify_url: str | None = Field(default=None, pattern=r"^https?://")
     notify_api_key: SecretStr | None = None
+    payments_policy: ProviderPolicy = ProviderPolicy()
+    catalog_policy: ProviderPolicy = ProviderPolicy()
+    notify_policy: ProviderPolicy = ProviderPolicy()
     simulator_base_port: int = Field(default=9101, ge=1024, le=65533)
+    inbound_concurrency: int = Field(default=256, ge=1)
+    inbound_max_wait: float = Field(default=0.1, ge=0)
+    inbound_retry_after: int = Field(default=1, ge=1)
+    client_rate: float | None = Field(default=50.0, gt=0)
+    client_burst: int = Field(default=100, ge=1)
+    client_rate_max_clients: int = Field(default=100_000, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = "json"
     data_dir: Path = Path(".data")

@@ -10,6 +10,7 @@ from .database import Database
 from .metrics import Metrics
 from .middlewares import RequestGuards
 from .settings import Settings
+from .src.resilience.client import ProviderClient
 
 _KEY = "proving_ground"
 
@@ -20,6 +21,7 @@ class AppState:
     metrics: Metrics
     guards: RequestGuards
     head_revision: str | None
+    providers: dict[str, ProviderClient] = field(default_factory=dict)
     database: Database | None = field(default=None)
 
     def require_database(self) -> Database:

@@ -26,6 +26,8 @@ from tests.support.postgres import (
     truncate_all,
 )
 
+pytest_plugins = ["tests.support.simulator_fixtures"]
+
 
 def _docker_answers() -> bool:
     """Whether a Docker engine listens where DOCKER_HOST (or the default socket) says; a client alone is not one."""

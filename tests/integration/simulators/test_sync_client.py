@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from simulators.client import SyncSimulatorClient
-from tests.integration.simulators.conftest import API_KEY
+from tests.support.simulator_fixtures import API_KEY
 
 
 def test_sync_client_adds_a_fault_for_a_block_counts_the_journal_and_resets(

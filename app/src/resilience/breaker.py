@@ -1,0 +1,135 @@
+"""A circuit breaker per provider (after Resilience4j): failure rate over a sliding window of the last calls;
+open for a while; then half-open with a few trial permits, each released on success, failure or cancellation."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from types import TracebackType
+
+
+class BreakerState(Enum):
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class BreakerOpenError(Exception):
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(f"circuit open; the next trial in {retry_in:.2f} s")
+        self.retry_in = retry_in
+
+
+Transition = Callable[[BreakerState, BreakerState], None]
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        *,
+        window: int,
+        minimum_calls: int,
+        failure_rate: float,
+        open_seconds: float,
+        half_open_calls: int,
+        clock: Callable[[], float] = time.monotonic,
+        on_transition: Transition | None = None,
+    ) -> None:
+        self._outcomes: deque[bool] = deque(maxlen=window)  # True: failed
+        self._minimum_calls = minimum_calls
+        self._failure_rate = failure_rate
+        self._open_seconds = open_seconds
+        self._half_open_calls = half_open_calls
+        self._clock = clock
+        self._on_transition = on_transition
+        self._state = BreakerState.CLOSED
+        self._opened_at = 0.0
+        self._trials_issued = 0
+        self._trials_passed = 0
+
+    @property
+    def state(self) -> BreakerState:
+        return self._state
+
+    def permit(self) -> Permit:
+        """A permit for one call, or BreakerOpenError. Use it as a context manager and record the call's outcome."""
+        if self._state is BreakerState.OPEN:
+            waited = self._clock() - self._opened_at
+            if waited < self._open_seconds:
+                raise BreakerOpenError(self._open_seconds - waited)
+            self._move(BreakerState.HALF_OPEN)
+        if self._state is BreakerState.HALF_OPEN:
+            if self._trials_issued >= self._half_open_calls:
+                raise BreakerOpenError(0.0)
+            self._trials_issued += 1
+            return Permit(self, trial=True)
+        return Permit(self, trial=False)
+
+    def _record(self, failed: bool, trial: bool) -> None:
+        if trial:
+            if self._state is not BreakerState.HALF_OPEN:
+                return  # a trial that finished after another trial had already decided
+            if failed:
+                self._open()
+            else:
+                self._trials_passed += 1
+                if self._trials_passed >= self._half_open_calls:
+                    self._outcomes.clear()
+                    self._move(BreakerState.CLOSED)
+            return
+        if self._state is not BreakerState.CLOSED:
+            return
+        self._outcomes.append(failed)
+        if (
+            len(self._outcomes) >= self._minimum_calls
+            and sum(self._outcomes) / len(self._outcomes) >= self._failure_rate
+        ):
+            self._open()
+
+    def _release_trial(self) -> None:
+        if self._state is BreakerState.HALF_OPEN and self._trials_issued > 0:
+            self._trials_issued -= 1
+
+    def _open(self) -> None:
+        self._opened_at = self._clock()
+        self._move(BreakerState.OPEN)
+
+    def _move(self, state: BreakerState) -> None:
+        previous, self._state = self._state, state
+        self._trials_issued = self._trials_passed = 0
+        if self._on_transition is not None and previous is not state:
+            self._on_transition(previous, state)
+
+
+class Permit:
+    """Recorded exactly once: `succeeded()`, `failed()`, or on leaving the `with` without either (cancellation,
+    an error that says nothing of the provider) the trial permit is handed back unrecorded."""
+
+    def __init__(self, breaker: CircuitBreaker, trial: bool) -> None:
+        self._breaker = breaker
+        self._trial = trial
+        self._done = False
+
+    def succeeded(self) -> None:
+        self._finish(failed=False)
+
+    def failed(self) -> None:
+        self._finish(failed=True)
+
+    def _finish(self, failed: bool) -> None:
+        if not self._done:
+            self._done = True
+            self._breaker._record(failed, self._trial)
+
+    def __enter__(self) -> Permit:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._done:
+            self._done = True
+            if self._trial:
+                self._breaker._release_trial()

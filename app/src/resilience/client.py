@@ -1,0 +1,300 @@
+"""One client per provider: every call runs under a deadline, with retries that are safe, spaced, budgeted and
+never earlier than Retry-After, behind a circuit breaker, an outbound rate limiter and a bulkhead.
+
+Per attempt, in order: breaker permit -> rate limiter (waits at most until the deadline) -> bulkhead (a short
+wait, then fail fast) -> the HTTP exchange under connect/read timeouts and the remaining deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import orjson
+from aiolimiter import AsyncLimiter
+
+from ...logs import get_logger, request_id_var
+from ..api.common.providers import (
+    CircuitOpenError,
+    OutcomeUnknownError,
+    ProviderBusyError,
+    ProviderError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderResponse,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from .backoff import full_jitter, retry_after_seconds
+from .breaker import BreakerOpenError, CircuitBreaker
+from .budget import RetryBudget
+from .bulkhead import Bulkhead, BulkheadFullError
+from .metrics import ProviderMetrics
+from .policy import ProviderPolicy
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(slots=True)
+class _AttemptError(Exception):
+    """One failed attempt that a retry might cure."""
+
+    kind: str  # "status" | "connect" (nothing was sent) | "transport" (sent, then the connection failed) | "timeout"
+    response: ProviderResponse | None = None
+    retry_after: float | None = None
+
+    @property
+    def nothing_sent(self) -> bool:
+        return self.kind == "connect"
+
+
+class ProviderClient:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        policy: ProviderPolicy,
+        metrics: ProviderMetrics,
+        *,
+        api_key: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy
+        self._api_key = api_key
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._session: aiohttp.ClientSession | None = None
+        self._budget = RetryBudget(policy.budget_ratio, policy.budget_minimum, policy.budget_window)
+        self.breaker = CircuitBreaker(
+            window=policy.breaker_window,
+            minimum_calls=policy.breaker_minimum_calls,
+            failure_rate=policy.breaker_failure_rate,
+            open_seconds=policy.breaker_open_seconds,
+            half_open_calls=policy.breaker_half_open_calls,
+            on_transition=lambda previous, current: metrics.transition(name, previous, current),
+        )
+        self._bulkhead = Bulkhead(policy.bulkhead_limit, policy.bulkhead_max_wait)
+        self._limiter = (
+            AsyncLimiter(policy.rate_burst, policy.rate_burst / policy.rate_per_second)
+            if policy.rate_per_second is not None
+            else None
+        )
+        self._metrics = metrics
+        self._retries = metrics.retries.labels(name)
+        self._budget_exhausted = metrics.budget_exhausted.labels(name)
+        self._limiter_wait = metrics.limiter_wait.labels(name)
+        self._bulkhead_rejections = metrics.bulkhead_rejections.labels(name)
+        metrics.breaker_state.labels(name).set(0)
+        self._log = get_logger("provider", provider=name)
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.policy.bulkhead_limit)
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            self._session = aiohttp.ClientSession(connector=connector, headers=headers)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> ProviderClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+        deadline: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ProviderResponse:
+        """One logical call: a response below 400, or a ProviderError that says what happened."""
+        started = time.monotonic()
+        deadline_at = started + (self.policy.deadline if deadline is None else deadline)
+        sent_headers = dict(headers or {})
+        if (request_id := request_id or request_id_var.get()) is not None:
+            sent_headers["X-Request-ID"] = request_id
+        if idempotency_key is not None:
+            sent_headers["Idempotency-Key"] = idempotency_key
+        body = None
+        if json is not None:
+            body = orjson.dumps(json)
+            sent_headers["Content-Type"] = "application/json"
+        outcome = "success"
+        self._budget.record_call()
+        try:
+            return await self._call(method, path, body, sent_headers, deadline_at, idempotency_key is not None)
+        except ProviderError as error:
+            outcome = _outcome_of(error)
+            raise
+        finally:
+            self._metrics.calls.labels(self.name, outcome).inc()
+            self._metrics.latency.labels(self.name, outcome).observe(time.monotonic() - started)
+
+    async def _call(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, keyed: bool
+    ) -> ProviderResponse:
+        retryable = method in IDEMPOTENT_METHODS or keyed
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._attempt(method, path, body, headers, deadline_at, attempt)
+                if response.status < 400:
+                    return response
+                if response.status not in self.policy.retry_statuses:
+                    raise ProviderRejectedError(self.name, response.status, response.body, attempts=attempt)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                raise _AttemptError("status", response, retry_after)
+            except _AttemptError as failure:
+                delay = self._retry_delay(failure, attempt, retryable, deadline_at)
+                if delay is None:
+                    raise self._final(failure, method, attempt, deadline_at) from None
+                self._retries.inc()
+                await asyncio.sleep(delay)
+
+    def _retry_delay(self, failure: _AttemptError, attempt: int, retryable: bool, deadline_at: float) -> float | None:
+        """Seconds to wait before the next attempt, or None: no retry (unsafe, spent, too late, over budget)."""
+        if not (retryable or failure.nothing_sent) or attempt >= self.policy.max_attempts:
+            return None
+        delay = full_jitter(attempt, self.policy.backoff_base, self.policy.backoff_cap, self._rng)
+        if failure.retry_after is not None:
+            delay = max(delay, failure.retry_after)
+        if time.monotonic() + delay >= deadline_at:
+            return None
+        if not self._budget.try_spend():
+            self._budget_exhausted.inc()
+            return None
+        return delay
+
+    def _final(self, failure: _AttemptError, method: str, attempts: int, deadline_at: float) -> ProviderError:
+        name = self.name
+        if failure.kind == "status":
+            assert failure.response is not None  # noqa: S101 - a status failure carries its response
+            status = failure.response.status
+            if status == 429:
+                return ProviderRateLimitedError(
+                    name, "rate limited", attempts=attempts, retry_after=failure.retry_after
+                )
+            if status >= 500 or status == 408:
+                return ProviderUnavailableError(name, f"answered {status}", attempts=attempts)
+            return ProviderRejectedError(name, status, failure.response.body, attempts=attempts)
+        if failure.kind == "connect":
+            return ProviderUnavailableError(name, "could not connect", attempts=attempts)
+        unsafe = method not in IDEMPOTENT_METHODS
+        if failure.kind == "timeout":
+            return ProviderTimeoutError(name, "no answer in time", attempts=attempts, may_have_succeeded=unsafe)
+        if unsafe:
+            return OutcomeUnknownError(name, "the connection failed after the request was sent", attempts=attempts)
+        return ProviderUnavailableError(name, "the connection failed", attempts=attempts)
+
+    async def _attempt(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, attempt: int
+    ) -> ProviderResponse:
+        if time.monotonic() >= deadline_at:
+            raise ProviderTimeoutError(self.name, "the deadline passed before the attempt", attempts=attempt - 1)
+        try:
+            permit = self.breaker.permit()
+        except BreakerOpenError as open_:
+            raise CircuitOpenError(self.name, str(open_), attempts=attempt - 1) from None
+        with permit:
+            await self._wait_for_rate(deadline_at, attempt)
+            try:
+                async with self._bulkhead.place():
+                    response = await self._exchange(method, path, body, headers, deadline_at, attempt)
+            except BulkheadFullError:
+                self._bulkhead_rejections.inc()
+                raise ProviderBusyError(self.name, "too many calls in flight", attempts=attempt - 1) from None
+            except _AttemptError:
+                permit.failed()
+                raise
+            if response.status >= 500 or response.status == 408:
+                permit.failed()
+            else:
+                permit.succeeded()
+            return response
+
+    async def _wait_for_rate(self, deadline_at: float, attempt: int) -> None:
+        if self._limiter is None:
+            return
+        if self._limiter.has_capacity():
+            await self._limiter.acquire()
+            return
+        waited_from = time.monotonic()
+        try:
+            async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline_at - waited_from):
+                await self._limiter.acquire()
+        except TimeoutError:
+            raise ProviderBusyError(
+                self.name, "the outbound rate is spent until the deadline", attempts=attempt - 1
+            ) from None
+        finally:
+            self._limiter_wait.observe(time.monotonic() - waited_from)
+
+    async def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, attempt: int
+    ) -> ProviderResponse:
+        if self._session is None:
+            raise RuntimeError(f"the {self.name} client is not started")
+        timeout = aiohttp.ClientTimeout(
+            total=max(0.001, deadline_at - time.monotonic()),
+            sock_connect=self.policy.connect_timeout,
+            sock_read=self.policy.read_timeout,
+        )
+        started = time.monotonic()
+        result: str = "error"
+        try:
+            async with self._session.request(
+                method, self.base_url + path, data=body, headers=headers, timeout=timeout
+            ) as response:
+                payload = await response.read()
+                result = str(response.status)
+                return ProviderResponse(response.status, response.headers.copy(), payload, attempt)
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
+            result = "connect_error"
+            raise _AttemptError("connect") from error
+        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            result = "timeout"
+            raise _AttemptError("timeout") from error
+        except aiohttp.ClientError as error:
+            result = "transport_error"
+            raise _AttemptError("transport") from error
+        finally:
+            self._metrics.attempts.labels(self.name, result).inc()
+            self._log.info(
+                "provider attempt",
+                method=method,
+                path=path,
+                attempt=attempt,
+                result=result,
+                duration_ms=round((time.monotonic() - started) * 1000, 2),
+            )
+
+
+def _outcome_of(error: ProviderError) -> str:
+    kinds: list[tuple[type[ProviderError], str]] = [
+        (CircuitOpenError, "circuit_open"),
+        (ProviderTimeoutError, "timeout"),
+        (ProviderUnavailableError, "unavailable"),
+        (ProviderRateLimitedError, "rate_limited"),
+        (ProviderBusyError, "busy"),
+        (ProviderRejectedError, "rejected"),
+        (OutcomeUnknownError, "outcome_unknown"),
+    ]
+    return next((label for kind, label in kinds if isinstance(error, kind)), "error")

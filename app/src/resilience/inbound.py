@@ -1,0 +1,159 @@
+"""Inbound backpressure as ASGI middleware, ahead of routing: a per-process concurrency limit that sheds load with
+503 after a short bounded wait, and per-client token buckets that answer 429 with the IETF RateLimit headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ...logs import request_id_var
+from ..utils.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_type
+from .token_bucket import TokenBucket
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+
+CLIENT_ID_HEADER = b"x-client-id"
+MAX_CLIENT_ID_LENGTH = 64
+
+
+class InboundMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.shed = Counter("http_requests_shed_total", "Requests refused with 503 by the concurrency limit",
+                            registry=registry)  # fmt: skip
+        self.rate_limited = Counter("http_requests_rate_limited_total", "Requests refused with 429 per client",
+                                    registry=registry)  # fmt: skip
+        self.in_flight = Gauge("http_requests_in_flight", "Requests holding a concurrency slot", registry=registry)
+
+
+async def _send_problem(
+    send: ASGISendCallable, path: str, status: int, slug: str, title: str, detail: str, headers: dict[str, str]
+) -> None:
+    body = problem_body(
+        status=status,
+        title=title,
+        detail=detail,
+        type_=problem_type(slug),
+        instance=path,
+        request_id=request_id_var.get(),
+    )
+    raw_headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers, "trailers": False})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class LoadShedder:
+    """At most `limit` requests in the app at once; the next waits at most `max_wait` seconds, then gets 503."""
+
+    def __init__(
+        self,
+        app: ASGIFramework,
+        *,
+        limit: int,
+        max_wait: float,
+        retry_after: int,
+        exempt_prefixes: tuple[str, ...],
+        metrics: InboundMetrics,
+    ) -> None:
+        self._app = app
+        self._limit = limit
+        self._max_wait = max_wait
+        self._retry_after = {"Retry-After": str(retry_after)}
+        self._exempt = exempt_prefixes
+        self._slots = asyncio.Semaphore(limit)
+        self._shed = metrics.shed
+        metrics.in_flight.set_function(lambda: self._limit - self._slots._value)
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self._exempt):
+            await self._app(scope, receive, send)
+            return
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._max_wait):
+                    await self._slots.acquire()
+            except TimeoutError:
+                self._shed.inc()
+                detail = "The service is at capacity; retry after the time in Retry-After."
+                await _send_problem(
+                    send, scope["path"], 503, "overloaded", "Service Unavailable", detail, self._retry_after
+                )
+                return
+        else:
+            await self._slots.acquire()
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._slots.release()
+
+
+class ClientRateLimiter:
+    """A token bucket per X-Client-Id (the `max_clients` most recent are remembered; a forgotten client starts
+    with a full bucket). Every answer carries RateLimit-Policy and RateLimit; past the limit, 429."""
+
+    def __init__(
+        self,
+        app: ASGIFramework,
+        *,
+        rate: float,
+        burst: int,
+        max_clients: int,
+        exempt_prefixes: tuple[str, ...],
+        metrics: InboundMetrics,
+    ) -> None:
+        self._app = app
+        self._rate = rate
+        self._burst = burst
+        self._max_clients = max_clients
+        self._exempt = exempt_prefixes
+        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        self._policy = (b"ratelimit-policy", f'"per-client";q={burst};w={max(1, round(burst / rate))}'.encode())
+        self._rate_limited = metrics.rate_limited
+
+    def _bucket(self, client: bytes, now: float) -> TokenBucket:
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = self._buckets[client] = TokenBucket(self._rate, self._burst, now)
+            if len(self._buckets) > self._max_clients:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(client)
+        return bucket
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self._exempt):
+            await self._app(scope, receive, send)
+            return
+        client = next((value for name, value in scope["headers"] if name == CLIENT_ID_HEADER), None)
+        if client is None or len(client) > MAX_CLIENT_ID_LENGTH:
+            await self._app(scope, receive, send)  # no client to count: the request guard answers for it
+            return
+        now = time.monotonic()
+        bucket = self._bucket(client, now)
+        if not bucket.take(now):
+            self._rate_limited.inc()
+            wait = bucket.seconds_until_next()
+            headers = {
+                "Retry-After": str(wait),
+                "RateLimit-Policy": self._policy[1].decode(),
+                "RateLimit": f'"per-client";r=0;t={wait}',
+            }
+            detail = f"This client has used its {self._burst} requests; retry after {wait} s."
+            await _send_problem(send, scope["path"], 429, "rate-limited", "Too Many Requests", detail, headers)
+            return
+        state = (b"ratelimit", f'"per-client";r={bucket.remaining};t={bucket.seconds_until_full()}'.encode())
+
+        async def send_with_quota(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], self._policy, state]
+            await send(message)
+
+        await self._app(scope, receive, send_with_quota)
+
+
+__all__ = ["ClientRateLimiter", "InboundMetrics", "LoadShedder"]

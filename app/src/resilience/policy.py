@@ -1,0 +1,39 @@
+"""How one provider is called: every timeout, retry, budget, breaker, limiter and bulkhead setting."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ProviderPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connect_timeout: float = Field(default=1.0, gt=0, description="Seconds to open a connection.")
+    read_timeout: float = Field(default=5.0, gt=0, description="Seconds between bytes of the answer.")
+    deadline: float = Field(default=10.0, gt=0, description="Seconds for the whole call: every attempt and wait.")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    backoff_base: float = Field(default=0.1, ge=0)
+    backoff_cap: float = Field(default=2.0, ge=0)
+    retry_statuses: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+    budget_ratio: float = Field(default=0.2, ge=0, le=1, description="Retries per call, over the budget window.")
+    budget_minimum: int = Field(default=3, ge=0, description="Retries allowed in the window whatever the traffic.")
+    budget_window: float = Field(default=10.0, gt=0)
+    breaker_window: int = Field(default=20, ge=1, description="The last calls the failure rate is taken over.")
+    breaker_minimum_calls: int = Field(default=10, ge=1)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_open_seconds: float = Field(default=5.0, gt=0)
+    breaker_half_open_calls: int = Field(default=2, ge=1)
+    rate_per_second: float | None = Field(
+        default=None, gt=0, description="The provider's published rate; none: no limit."
+    )
+    rate_burst: int = Field(default=1, ge=1)
+    bulkhead_limit: int = Field(default=32, ge=1, description="Calls in flight at most.")
+    bulkhead_max_wait: float = Field(default=0.05, ge=0, description="Seconds to wait for a place, then fail fast.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProviderPolicy:
+        if self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_cap must not be below backoff_base")
+        if self.breaker_minimum_calls > self.breaker_window:
+            raise ValueError("breaker_minimum_calls cannot exceed breaker_window")
+        return self

@@ -1,0 +1,96 @@
+"""NFR-4 inbound: the concurrency limit sheds load with 503 + Retry-After instead of queueing without bound, and
+per-client rate limits answer 429 with the RateLimit headers without touching other clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from quart import Blueprint
+from quart.typing import TestClientProtocol as HttpClient
+
+from app import create_app
+from app.settings import Settings
+
+pytestmark = pytest.mark.chaos
+
+
+@pytest.fixture
+async def gated(settings: Settings) -> AsyncIterator[tuple[HttpClient, asyncio.Event]]:
+    """The service with concurrency 2 and a route that holds its request until the test opens the gate."""
+    gate = asyncio.Event()
+    slow = Blueprint("slow", __name__)
+
+    @slow.get("/work")
+    async def work() -> dict[str, str]:
+        await gate.wait()
+        return {"done": "yes"}
+
+    app = create_app(
+        settings.model_copy(update={"inbound_concurrency": 2, "inbound_max_wait": 0.05, "inbound_retry_after": 3})
+    )
+    app.register_blueprint(slow, url_prefix="/api/slow")
+    async with app.test_app() as serving:
+        yield serving.test_client(), gate
+
+
+async def started(client: HttpClient, path: str, headers: dict[str, str]) -> asyncio.Task[Any]:
+    task: asyncio.Task[Any] = asyncio.create_task(client.get(path, headers=headers))
+    await asyncio.sleep(0)
+    return task
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_requests_beyond_the_concurrency_limit_get_503_quickly_while_the_first_complete(
+    gated: tuple[HttpClient, asyncio.Event],
+) -> None:
+    client, gate = gated
+    headers = {"X-Client-Id": "load"}
+    holding = [await started(client, "/api/slow/work", headers) for _ in range(2)]
+    for _ in range(10):  # let both take their slots
+        await asyncio.sleep(0)
+    moment = time.monotonic()
+    shed = await asyncio.gather(*(client.get("/api/slow/work", headers=headers) for _ in range(3)))
+    assert time.monotonic() - moment < 1
+    for response in shed:
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "3"
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert (await response.get_json())["type"] == "urn:proving-ground:problem:overloaded"
+    health = await client.get("/api/common/health")
+    assert health.status_code == 200  # health checks are never shed
+    gate.set()
+    for task in holding:
+        response = await task
+        assert response.status_code == 200
+    metrics = await (await client.get("/metrics")).get_data(as_text=True)
+    assert "http_requests_shed_total 3.0" in metrics
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_a_client_over_its_rate_gets_429_with_ratelimit_headers_and_others_are_unaffected(
+    settings: Settings,
+) -> None:
+    app = create_app(settings.model_copy(update={"client_rate": 0.5, "client_burst": 2}))
+    async with app.test_app() as serving:
+        client = serving.test_client()
+        greedy = {"X-Client-Id": "greedy"}
+        first = await client.get("/api/nowhere", headers=greedy)
+        assert first.headers["RateLimit-Policy"] == '"per-client";q=2;w=4'
+        assert first.headers["RateLimit"].startswith('"per-client";r=1;')
+        await client.get("/api/nowhere", headers=greedy)
+        limited = await client.get("/api/nowhere", headers=greedy)
+        assert limited.status_code == 429
+        assert limited.headers["Retry-After"] == "2"
+        assert limited.headers["RateLimit"] == '"per-client";r=0;t=2'
+        assert limited.headers["RateLimit-Policy"] == '"per-client";q=2;w=4'
+        problem = await limited.get_json()
+        assert (problem["status"], problem["type"]) == (429, "urn:proving-ground:problem:rate-limited")
+        assert problem["request_id"] == limited.headers["X-Request-ID"]
+        other = await client.get("/api/nowhere", headers={"X-Client-Id": "polite"})
+        assert other.status_code == 404  # past the limiter, to the router
+        metrics = await (await client.get("/metrics")).get_data(as_text=True)
+        assert "http_requests_rate_limited_total 1.0" in metrics

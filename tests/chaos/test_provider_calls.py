@@ -1,0 +1,272 @@
+"""NFR-2 and NFR-4 outbound, against the real payments simulator: timeouts and deadlines, retries and their
+spacing, Retry-After, what is never retried, the circuit breaker, the retry budget, bulkhead and rate limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from app.src.api.common.providers import (
+    CircuitOpenError,
+    OutcomeUnknownError,
+    ProviderBusyError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from app.src.resilience.client import ProviderClient
+from app.src.resilience.metrics import ProviderMetrics
+from app.src.resilience.policy import ProviderPolicy
+from simulators.client import SimulatorClient
+from tests.chaos.conftest import ClientFactory
+from tests.support.simulator_fixtures import API_KEY
+
+pytestmark = pytest.mark.chaos
+CHARGE = {"amount": 500, "currency": "eur", "customer": "cus_chaos"}
+SLOW = {"kind": "latency", "distribution": {"type": "fixed", "ms": 3000}}
+
+
+async def journal_times(sim: SimulatorClient, **filters: Any) -> list[float]:
+    return [entry["time"] for entry in await sim.journal(**filters)]
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_latency_beyond_the_read_timeout_fails_as_a_timeout_well_within_the_deadline(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="GET", action=SLOW)
+    async with provider(read_timeout=0.2, deadline=5, max_attempts=1) as client:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeoutError) as raised:
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    assert time.monotonic() - started < 1.0
+    assert raised.value.may_have_succeeded is False  # a GET changes nothing
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_the_deadline_bounds_the_whole_call_with_its_retries(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="GET", action=SLOW)
+    async with provider(read_timeout=0.4, deadline=1.0, max_attempts=10, backoff_base=0.01) as client:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeoutError):
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 1.5
+    assert 2 <= await payments_sim.journal_count(method="GET") <= 3
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_two_503s_then_success_is_a_success_after_three_attempts_spaced_by_the_backoff(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="POST", status=503, times=2)
+    async with provider(backoff_base=0.2, backoff_cap=1.0) as client:
+        response = await client.request(
+            "POST", "/v1/charges", json=CHARGE, idempotency_key="order-1", headers=payments_sim.scope_headers
+        )
+    assert (response.status, response.attempts) == (200, 3)
+    first, second, third = await journal_times(payments_sim, method="POST", header="Idempotency-Key:order-1")
+    slack = 0.15  # the exchange itself, on a busy machine
+    assert second - first <= 0.2 + slack  # full jitter after attempt 1: within [0, 0.2]
+    assert third - second <= 0.4 + slack  # after attempt 2: within [0, 0.4]
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_retry_after_is_honoured_never_earlier(provider: ClientFactory, payments_sim: SimulatorClient) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="GET", status=429, retry_after=2, times=1)
+    async with provider(backoff_base=0.01) as client:
+        response = await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    assert response.status == 200
+    first, second = await journal_times(payments_sim, method="GET")
+    assert second - first >= 1.99
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_retry_after_beyond_the_deadline_is_a_rate_limited_error_without_retry(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="GET", status=429, retry_after=30)
+    async with provider(deadline=2) as client:
+        started = time.monotonic()
+        with pytest.raises(ProviderRateLimitedError) as raised:
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    assert time.monotonic() - started < 1
+    assert raised.value.retry_after == 30
+    assert await payments_sim.journal_count() == 1
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_a_400_is_not_retried(provider: ClientFactory, payments_sim: SimulatorClient) -> None:
+    async with provider() as client:
+        with pytest.raises(ProviderRejectedError) as raised:
+            await client.request(
+                "POST",
+                "/v1/charges",
+                json={**CHARGE, "amount": -1},
+                idempotency_key="k",
+                headers=payments_sim.scope_headers,
+            )
+    assert raised.value.status == 400
+    assert b"invalid_request_error" in raised.value.body
+    assert await payments_sim.journal_count() == 1
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_a_post_without_idempotency_key_is_not_retried_after_a_reset_and_its_outcome_is_unknown(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="POST", action={"kind": "reset"}, times=1)
+    async with provider() as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.request("POST", "/v1/charges", json=CHARGE, headers=payments_sim.scope_headers)
+    assert await payments_sim.journal_count() == 1
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_a_keyed_post_is_retried_after_a_reset_and_charges_once(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="POST", action={"kind": "drop_after_commit"}, times=1)
+    async with provider(backoff_base=0.01) as client:
+        response = await client.request(
+            "POST", "/v1/charges", json=CHARGE, idempotency_key="once", headers=payments_sim.scope_headers
+        )
+    assert (response.status, response.headers.get("Idempotent-Replayed")) == (200, "true")
+    listing = await payments_sim.journal(method="POST")
+    assert len(listing) == 2
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_the_breaker_opens_fails_fast_then_half_opens_and_closes_on_success(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    policy = {"max_attempts": 1, "breaker_window": 4, "breaker_minimum_calls": 4, "breaker_open_seconds": 0.5,
+              "breaker_half_open_calls": 1}  # fmt: skip
+    down = await payments_sim.add_fault(route="/v1/charges", status=503)
+    async with provider(**policy) as client:
+        for _ in range(4):
+            with pytest.raises(ProviderUnavailableError):
+                await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+        assert client.breaker.state.name == "OPEN"
+        started = time.monotonic()
+        with pytest.raises(CircuitOpenError):
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+        assert time.monotonic() - started < 0.1
+        assert await payments_sim.journal_count() == 4  # the fast failure never reached the provider
+        await payments_sim.remove_fault(down["id"])
+        await asyncio.sleep(0.5)  # the open duration is the behaviour under test
+        response = await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+        assert response.status == 200
+        assert client.breaker.state.name == "CLOSED"
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_a_cancelled_half_open_trial_hands_its_permit_back(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    policy = {"max_attempts": 1, "breaker_window": 2, "breaker_minimum_calls": 2, "breaker_open_seconds": 0.3,
+              "breaker_half_open_calls": 1}  # fmt: skip
+    down = await payments_sim.add_fault(route="/v1/charges", status=503)
+    async with provider(**policy) as client:
+        for _ in range(2):
+            with pytest.raises(ProviderUnavailableError):
+                await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+        await payments_sim.remove_fault(down["id"])
+        hang = await payments_sim.add_fault(route="/v1/charges", action={"kind": "hang", "seconds": 30})
+        await asyncio.sleep(0.3)
+        trial = asyncio.create_task(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers))
+        for _ in range(200):  # until the trial has reached the provider
+            if await payments_sim.journal_count() == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert client.breaker.state.name == "HALF_OPEN"
+        trial.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await trial
+        await payments_sim.remove_fault(hang["id"])
+        response = await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+        assert response.status == 200  # the only trial permit came back with the cancellation
+        assert client.breaker.state.name == "CLOSED"
+
+
+@pytest.mark.requirement("NFR-2")
+async def test_the_retry_budget_bounds_attempts_when_everything_fails(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", status=503)
+    calls = 30
+    policy = {"max_attempts": 3, "backoff_base": 0.01, "budget_ratio": 0.2, "budget_minimum": 3,
+              "breaker_window": 200, "breaker_minimum_calls": 200}  # fmt: skip
+    async with provider(**policy) as client:
+        results = await asyncio.gather(
+            *(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers) for _ in range(calls)),
+            return_exceptions=True,
+        )
+    assert all(isinstance(result, ProviderUnavailableError) for result in results)
+    attempts = await payments_sim.journal_count()
+    assert calls < attempts <= calls + max(3, 0.2 * calls)  # a naive client would have made 90
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_the_bulkhead_fails_fast_beyond_its_limit_when_the_provider_hangs(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", action={"kind": "hang", "seconds": 30})
+    async with provider(bulkhead_limit=2, bulkhead_max_wait=0.05, deadline=20, read_timeout=20) as client:
+        hanging = [
+            asyncio.create_task(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers))
+            for _ in range(2)
+        ]
+        for _ in range(200):
+            if await payments_sim.journal_count() == 2:
+                break
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(ProviderBusyError):
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+        assert time.monotonic() - started < 0.5
+        for task in hanging:
+            task.cancel()
+        await asyncio.gather(*hanging, return_exceptions=True)
+    assert await payments_sim.journal_count() == 2
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_the_rate_limiter_keeps_a_burst_under_the_configured_rate(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    async with provider(rate_per_second=5, rate_burst=1) as client:
+        await asyncio.gather(
+            *(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers) for _ in range(8))
+        )
+    times = sorted(await journal_times(payments_sim))
+    assert len(times) == 8
+    # 5 a second: any 6 consecutive requests span at least a second (less a little clock noise)
+    assert all(times[index + 5] - times[index] >= 0.95 for index in range(len(times) - 5))
+
+
+@pytest.mark.requirement("NFR-6")
+async def test_provider_calls_carry_the_request_id_and_are_counted_in_metrics(
+    payments_sim: SimulatorClient,
+) -> None:
+    registry = CollectorRegistry()
+    policy = ProviderPolicy(backoff_base=0.01)
+    await payments_sim.add_fault(route="/v1/charges", status=503, times=1)
+    async with ProviderClient(
+        "payments", payments_sim.base_url, policy, ProviderMetrics(registry), api_key=API_KEY
+    ) as client:
+        await client.request("GET", "/v1/charges", request_id="req-abc", headers=payments_sim.scope_headers)
+    assert [entry["headers"]["x-request-id"] for entry in await payments_sim.journal()] == ["req-abc", "req-abc"]
+    exposition = generate_latest(registry).decode()
+    assert 'provider_calls_total{outcome="success",provider="payments"} 1.0' in exposition
+    assert 'provider_attempts_total{provider="payments",result="503"} 1.0' in exposition
+    assert 'provider_attempts_total{provider="payments",result="200"} 1.0' in exposition
+    assert 'provider_retries_total{provider="payments"} 1.0' in exposition
+    assert 'provider_breaker_state{provider="payments"} 0.0' in exposition

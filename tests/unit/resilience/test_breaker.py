@@ -1,0 +1,116 @@
+"""The circuit breaker's states, on a clock the test moves."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.src.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker(clock: Clock, transitions: list[tuple[str, str]] | None = None) -> CircuitBreaker:
+    def record(previous: BreakerState, current: BreakerState) -> None:
+        if transitions is not None:
+            transitions.append((previous.name, current.name))
+
+    return CircuitBreaker(
+        window=4, minimum_calls=4, failure_rate=0.5, open_seconds=10, half_open_calls=2, clock=clock,
+        on_transition=record,
+    )  # fmt: skip
+
+
+def call(circuit: CircuitBreaker, failed: bool) -> None:
+    with circuit.permit() as permit:
+        if failed:
+            permit.failed()
+        else:
+            permit.succeeded()
+
+
+def open_it(circuit: CircuitBreaker) -> None:
+    for failed in (True, True, False, False):
+        call(circuit, failed)
+
+
+@pytest.mark.requirement("NFR-2")
+def test_opens_when_the_failure_rate_reaches_the_threshold_over_the_minimum_calls() -> None:
+    circuit = breaker(Clock())
+    for failed in (True, True, False):
+        call(circuit, failed)
+    assert circuit.state.name == "CLOSED"  # three calls: fewer than the minimum
+    call(circuit, False)
+    assert circuit.state.name == "OPEN"  # 2 of 4 failed: 50%
+    with pytest.raises(BreakerOpenError):
+        circuit.permit()
+
+
+def test_stays_closed_below_the_threshold() -> None:
+    circuit = breaker(Clock())
+    for failed in (True, False, False, False, True, False, False, False):
+        call(circuit, failed)
+    assert circuit.state.name == "CLOSED"
+
+
+@pytest.mark.requirement("NFR-2")
+def test_half_open_after_the_open_duration_with_limited_trials_then_closes_on_success() -> None:
+    clock, transitions = Clock(), list[tuple[str, str]]()
+    circuit = breaker(clock, transitions)
+    open_it(circuit)
+    clock.now += 9.9
+    with pytest.raises(BreakerOpenError):
+        circuit.permit()
+    clock.now += 0.1
+    first, second = circuit.permit(), circuit.permit()
+    assert circuit.state.name == "HALF_OPEN"
+    with pytest.raises(BreakerOpenError):
+        circuit.permit()  # only two trials at a time
+    first.succeeded()
+    second.succeeded()
+    assert circuit.state.name == "CLOSED"
+    assert transitions == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+
+
+def test_a_failed_trial_opens_it_again_for_a_full_period() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    open_it(circuit)
+    clock.now += 10
+    call(circuit, failed=True)
+    assert circuit.state.name == "OPEN"
+    clock.now += 9
+    with pytest.raises(BreakerOpenError):
+        circuit.permit()
+
+
+@pytest.mark.requirement("NFR-2")
+def test_a_trial_left_without_an_outcome_hands_its_permit_back() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    open_it(circuit)
+    clock.now += 10
+    for _ in range(5):  # each trial is cancelled: the permits come back every time
+        with circuit.permit():
+            pass
+    assert circuit.state.name == "HALF_OPEN"
+    call(circuit, failed=False)
+    call(circuit, failed=False)
+    assert circuit.state.name == "CLOSED"
+
+
+def test_an_outcome_is_recorded_once() -> None:
+    circuit = breaker(Clock())
+    with circuit.permit() as permit:
+        permit.failed()
+        permit.failed()
+        permit.succeeded()
+    for _ in range(2):
+        call(circuit, failed=False)
+    call(circuit, failed=True)
+    assert circuit.state.name == "OPEN"  # 2 failures of 4, not 3 of 6

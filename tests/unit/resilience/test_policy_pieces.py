@@ -1,0 +1,82 @@
+"""Backoff, Retry-After, the retry budget, the token bucket and the bulkhead."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+
+import pytest
+
+from app.src.resilience.backoff import full_jitter, retry_after_seconds
+from app.src.resilience.budget import RetryBudget
+from app.src.resilience.bulkhead import Bulkhead, BulkheadFullError
+from app.src.resilience.token_bucket import TokenBucket
+
+
+def test_full_jitter_stays_under_the_exponential_ceiling_and_the_cap() -> None:
+    rng = random.Random(3)
+    for attempt, ceiling in ((1, 0.1), (2, 0.2), (3, 0.4), (6, 1.0), (20, 1.0)):
+        delays = [full_jitter(attempt, 0.1, 1.0, rng) for _ in range(2000)]
+        assert min(delays) >= 0
+        assert max(delays) <= ceiling
+        assert max(delays) > ceiling * 0.95  # and it uses the whole range
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("2", 2.0), (" 120 ", 120.0), ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0), ("soon", None), (None, None), ("-1", None)],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(header: str | None, seconds: float | None) -> None:
+    now = dt.datetime(2015, 10, 21, 7, 28, 0, tzinfo=dt.UTC)
+    assert retry_after_seconds(header, now) == seconds
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.requirement("NFR-2")
+def test_retry_budget_allows_its_share_of_recent_calls_with_a_minimum() -> None:
+    clock = Clock()
+    budget = RetryBudget(ratio=0.2, minimum=3, window=10, clock=clock)
+    for _ in range(50):
+        budget.record_call()
+    assert sum(budget.try_spend() for _ in range(20)) == 10  # 20% of 50
+    clock.now = 11  # the window moved on: the calls and retries are forgotten
+    assert sum(budget.try_spend() for _ in range(20)) == 3  # the minimum, with no calls at all
+
+
+def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    bucket = TokenBucket(rate=2, burst=3, now=0)
+    assert [bucket.take(0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.seconds_until_next() == 1
+    assert bucket.take(0.5)
+    assert not bucket.take(0.5)
+    assert bucket.take(100)
+    assert bucket.remaining == 2
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_bulkhead_fails_fast_when_full_and_frees_places() -> None:
+    bulkhead = Bulkhead(limit=2, max_wait=0.01)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with bulkhead.place():
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert bulkhead.in_flight == 2
+    with pytest.raises(BulkheadFullError):
+        async with bulkhead.place():
+            pass
+    release.set()
+    await asyncio.gather(*holders)
+    async with bulkhead.place():
+        assert bulkhead.in_flight == 1
