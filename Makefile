@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-sim wrk clean
+.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-sim bench-resilience wrk clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench: $(SYNCED) wrk ## Requests/s and p99 of GET /api/common/health vs a minima
 
 bench-sim: $(SYNCED) wrk ## Create-charge requests/s of the payments simulator on one core, without and with faults
 	$(RUN) python -m bench.simulators
+
+bench-resilience: $(SYNCED) ## Provider client: policy overhead vs raw aiohttp; retry amplification at 50% failures
+	$(RUN) python -m bench.resilience
 
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "install wrk (Debian package wrk)"; exit 1; }

@@ -21,8 +21,8 @@ class Bulkhead:
     def in_flight(self) -> int:
         return self.limit - self._places._value
 
-    @asynccontextmanager
-    async def place(self) -> AsyncIterator[None]:
+    async def enter(self) -> None:
+        """Take a place (waiting at most `max_wait`) or raise BulkheadFullError; `leave()` gives it back."""
         if self._places.locked():
             try:
                 async with asyncio.timeout(self._max_wait):
@@ -31,7 +31,14 @@ class Bulkhead:
                 raise BulkheadFullError from None
         else:
             await self._places.acquire()
+
+    def leave(self) -> None:
+        self._places.release()
+
+    @asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        await self.enter()
         try:
             yield
         finally:
-            self._places.release()
+            self.leave()

@@ -91,7 +91,23 @@ class ProviderClient:
         self._limiter_wait = metrics.limiter_wait.labels(name)
         self._bulkhead_rejections = metrics.bulkhead_rejections.labels(name)
         metrics.breaker_state.labels(name).set(0)
+        self._by_outcome: dict[str, tuple[Any, Any]] = {}
+        self._by_result: dict[str, Any] = {}
         self._log = get_logger("provider", provider=name)
+
+    def _outcome_metrics(self, outcome: str) -> tuple[Any, Any]:
+        children = self._by_outcome.get(outcome)
+        if children is None:
+            labels = (self.name, outcome)
+            children = (self._metrics.calls.labels(*labels), self._metrics.latency.labels(*labels))
+            self._by_outcome[outcome] = children
+        return children
+
+    def _attempts(self, result: str) -> Any:
+        child = self._by_result.get(result)
+        if child is None:
+            child = self._by_result[result] = self._metrics.attempts.labels(self.name, result)
+        return child
 
     async def start(self) -> None:
         if self._session is None:
@@ -144,8 +160,9 @@ class ProviderClient:
             outcome = _outcome_of(error)
             raise
         finally:
-            self._metrics.calls.labels(self.name, outcome).inc()
-            self._metrics.latency.labels(self.name, outcome).observe(time.monotonic() - started)
+            calls, latency = self._outcome_metrics(outcome)
+            calls.inc()
+            latency.observe(time.monotonic() - started)
 
     async def _call(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, keyed: bool
@@ -216,14 +233,17 @@ class ProviderClient:
         with permit:
             await self._wait_for_rate(deadline_at, attempt)
             try:
-                async with self._bulkhead.place():
-                    response = await self._exchange(method, path, body, headers, deadline_at, attempt)
+                await self._bulkhead.enter()
             except BulkheadFullError:
                 self._bulkhead_rejections.inc()
                 raise ProviderBusyError(self.name, "too many calls in flight", attempts=attempt - 1) from None
+            try:
+                response = await self._exchange(method, path, body, headers, deadline_at, attempt)
             except _AttemptError:
                 permit.failed()
                 raise
+            finally:
+                self._bulkhead.leave()
             if response.status >= 500 or response.status == 408:
                 permit.failed()
             else:
@@ -265,7 +285,7 @@ class ProviderClient:
             ) as response:
                 payload = await response.read()
                 result = str(response.status)
-                return ProviderResponse(response.status, response.headers.copy(), payload, attempt)
+                return ProviderResponse(response.status, response.headers, payload, attempt)
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
             result = "connect_error"
             raise _AttemptError("connect") from error
@@ -276,7 +296,7 @@ class ProviderClient:
             result = "transport_error"
             raise _AttemptError("transport") from error
         finally:
-            self._metrics.attempts.labels(self.name, result).inc()
+            self._attempts(result).inc()
             self._log.info(
                 "provider attempt",
                 method=method,
