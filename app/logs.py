@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from contextvars import ContextVar
@@ -16,7 +17,13 @@ from .settings import LogFormat
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-def _add_request_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+_LEVEL_OF_METHOD = {"warn": "warning", "exception": "error", "fatal": "critical"}
+
+
+def _stamp(_: WrappedLogger, method_name: str, event: EventDict) -> EventDict:
+    """Level, time and request id in one step (every log line pays for it; orjson renders the datetime)."""
+    event["level"] = _LEVEL_OF_METHOD.get(method_name, method_name)
+    event["timestamp"] = dt.datetime.now(dt.UTC)
     request_id = request_id_var.get()
     if request_id is not None:
         event.setdefault("request_id", request_id)
@@ -24,16 +31,12 @@ def _add_request_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def _json_line(event: EventDict, **_: Any) -> str:
-    return orjson.dumps(event, default=repr).decode()
+    return orjson.dumps(event, default=repr, option=orjson.OPT_UTC_Z).decode()
 
 
 def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
-    shared: list[Processor] = [
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _add_request_id,
-    ]
+    shared: list[Processor] = [_stamp]
     renderer: Processor = (
         structlog.processors.JSONRenderer(serializer=_json_line)
         if log_format == "json"

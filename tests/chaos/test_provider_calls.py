@@ -143,24 +143,37 @@ async def test_a_keyed_post_is_retried_after_a_reset_and_charges_once(
     assert len(listing) == 2
 
 
+def breaker_policy(calls: int, open_seconds: float) -> dict[str, Any]:
+    """Open after `calls` failed calls in a row, for `open_seconds`, then one trial; no retries."""
+    return {
+        "max_attempts": 1,
+        "breaker_window": calls,
+        "breaker_minimum_calls": calls,
+        "breaker_open_seconds": open_seconds,
+        "breaker_half_open_calls": 1,
+    }
+
+
+async def fail_until_open(client: ProviderClient, sim: SimulatorClient, calls: int) -> None:
+    down = await sim.add_fault(route="/v1/charges", status=503)
+    for _ in range(calls):
+        with pytest.raises(ProviderUnavailableError):
+            await client.request("GET", "/v1/charges", headers=sim.scope_headers)
+    await sim.remove_fault(down["id"])
+    assert client.breaker.state.name == "OPEN"
+
+
 @pytest.mark.requirement("NFR-2")
 async def test_the_breaker_opens_fails_fast_then_half_opens_and_closes_on_success(
     provider: ClientFactory, payments_sim: SimulatorClient
 ) -> None:
-    policy = {"max_attempts": 1, "breaker_window": 4, "breaker_minimum_calls": 4, "breaker_open_seconds": 0.5,
-              "breaker_half_open_calls": 1}  # fmt: skip
-    down = await payments_sim.add_fault(route="/v1/charges", status=503)
-    async with provider(**policy) as client:
-        for _ in range(4):
-            with pytest.raises(ProviderUnavailableError):
-                await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
-        assert client.breaker.state.name == "OPEN"
+    async with provider(**breaker_policy(calls=4, open_seconds=0.5)) as client:
+        await fail_until_open(client, payments_sim, calls=4)
         started = time.monotonic()
         with pytest.raises(CircuitOpenError):
             await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
         assert time.monotonic() - started < 0.1
         assert await payments_sim.journal_count() == 4  # the fast failure never reached the provider
-        await payments_sim.remove_fault(down["id"])
         await asyncio.sleep(0.5)  # the open duration is the behaviour under test
         response = await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
         assert response.status == 200
@@ -171,14 +184,8 @@ async def test_the_breaker_opens_fails_fast_then_half_opens_and_closes_on_succes
 async def test_a_cancelled_half_open_trial_hands_its_permit_back(
     provider: ClientFactory, payments_sim: SimulatorClient
 ) -> None:
-    policy = {"max_attempts": 1, "breaker_window": 2, "breaker_minimum_calls": 2, "breaker_open_seconds": 0.3,
-              "breaker_half_open_calls": 1}  # fmt: skip
-    down = await payments_sim.add_fault(route="/v1/charges", status=503)
-    async with provider(**policy) as client:
-        for _ in range(2):
-            with pytest.raises(ProviderUnavailableError):
-                await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
-        await payments_sim.remove_fault(down["id"])
+    async with provider(**breaker_policy(calls=2, open_seconds=0.3)) as client:
+        await fail_until_open(client, payments_sim, calls=2)
         hang = await payments_sim.add_fault(route="/v1/charges", action={"kind": "hang", "seconds": 30})
         await asyncio.sleep(0.3)
         trial = asyncio.create_task(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers))

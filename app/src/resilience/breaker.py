@@ -38,6 +38,7 @@ class CircuitBreaker:
         on_transition: Transition | None = None,
     ) -> None:
         self._outcomes: deque[bool] = deque(maxlen=window)  # True: failed
+        self._failures = 0  # among self._outcomes
         self._minimum_calls = minimum_calls
         self._failure_rate = failure_rate
         self._open_seconds = open_seconds
@@ -77,15 +78,17 @@ class CircuitBreaker:
                 self._trials_passed += 1
                 if self._trials_passed >= self._half_open_calls:
                     self._outcomes.clear()
+                    self._failures = 0
                     self._move(BreakerState.CLOSED)
             return
         if self._state is not BreakerState.CLOSED:
             return
-        self._outcomes.append(failed)
-        if (
-            len(self._outcomes) >= self._minimum_calls
-            and sum(self._outcomes) / len(self._outcomes) >= self._failure_rate
-        ):
+        outcomes = self._outcomes
+        if len(outcomes) == outcomes.maxlen and outcomes[0]:
+            self._failures -= 1  # the oldest outcome is about to leave the window
+        outcomes.append(failed)
+        self._failures += failed
+        if len(outcomes) >= self._minimum_calls and self._failures / len(outcomes) >= self._failure_rate:
             self._open()
 
     def _release_trial(self) -> None:

@@ -231,7 +231,11 @@ class ProviderClient:
         except BreakerOpenError as open_:
             raise CircuitOpenError(self.name, str(open_), attempts=attempt - 1) from None
         with permit:
-            await self._wait_for_rate(deadline_at, attempt)
+            if self._limiter is not None:
+                if self._limiter.has_capacity():
+                    await self._limiter.acquire()
+                else:
+                    await self._wait_for_rate(self._limiter, deadline_at, attempt)
             try:
                 await self._bulkhead.enter()
             except BulkheadFullError:
@@ -250,16 +254,11 @@ class ProviderClient:
                 permit.succeeded()
             return response
 
-    async def _wait_for_rate(self, deadline_at: float, attempt: int) -> None:
-        if self._limiter is None:
-            return
-        if self._limiter.has_capacity():
-            await self._limiter.acquire()
-            return
+    async def _wait_for_rate(self, limiter: AsyncLimiter, deadline_at: float, attempt: int) -> None:
         waited_from = time.monotonic()
         try:
             async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline_at - waited_from):
-                await self._limiter.acquire()
+                await limiter.acquire()
         except TimeoutError:
             raise ProviderBusyError(
                 self.name, "the outbound rate is spent until the deadline", attempts=attempt - 1
