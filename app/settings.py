@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
     catalog_policy: ProviderPolicy = ProviderPolicy()
     notify_policy: ProviderPolicy = ProviderPolicy()
     simulator_base_port: int = Field(default=9101, ge=1024, le=65533)
+    access_token_seconds: int = Field(default=15 * 60, ge=30)
+    session_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    login_failures_per_hour: int = Field(default=100, ge=1)
+    login_failures_per_burst: int = Field(default=10, ge=1)
+    login_burst_seconds: int = Field(default=300, ge=1)
+    password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    totp_issuer: str = "Proving Ground"
     inbound_concurrency: int = Field(default=256, ge=1)
     inbound_max_wait: float = Field(default=0.1, ge=0)
     inbound_retry_after: int = Field(default=1, ge=1)
@@ -110,9 +118,18 @@ class Settings(BaseSettings):
     def uses_tls(self) -> bool:
         return self.tls_cert_file is not None and self.tls_key_file is not None
 
+    def token_key_ring(self) -> list[tuple[str, bytes]] | None:
+        return None if self.token_keys is None else parse_token_keys(self.token_keys.get_secret_value())
+
     @property
     def embedded_database_dir(self) -> Path:
         return self.data_dir / "postgres"
+
+
+def new_token_key() -> str:
+    """A fresh `kid:key` entry for TOKEN_KEYS (put it first to seal with it; keep the old ones to open theirs)."""
+    kid = "k" + secrets.token_hex(4)
+    return f"{kid}:{base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_KEY_BYTES)).decode().rstrip('=')}"
 
 
 def parse_token_keys(raw: str) -> list[tuple[str, bytes]]:

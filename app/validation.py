@@ -77,6 +77,10 @@ ResponseModelT = TypeVar("ResponseModelT", bound=BaseModel)
 P = ParamSpec("P")
 
 
+def json_response(model: BaseModel, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status=status, content_type="application/json")
+
+
 def responds(
     model: type[ResponseModelT], status: int = 200
 ) -> Callable[[Callable[P, Awaitable[ResponseModelT]]], Callable[P, Awaitable[Response]]]:
@@ -89,7 +93,7 @@ def responds(
             result = await handler(*args, **kwargs)
             if type(result) is not model:
                 raise TypeError(f"{handler.__qualname__} returned {type(result).__name__}, not {model.__name__}")
-            return Response(result.model_dump_json(), status=status, content_type="application/json")
+            return json_response(result, status)
 
         return document_response(model, status)(wrapper)
 

@@ -13,6 +13,7 @@ from quart import Blueprint
 from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
+from app.authentication import public
 from app.settings import Settings
 
 pytestmark = pytest.mark.chaos
@@ -25,6 +26,7 @@ async def gated(settings: Settings) -> AsyncIterator[tuple[HttpClient, asyncio.E
     slow = Blueprint("slow", __name__)
 
     @slow.get("/work")
+    @public
     async def work() -> dict[str, str]:
         await gate.wait()
         return {"done": "yes"}

@@ -14,6 +14,7 @@ from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
 from app.settings import Settings
+from tests.support.postgres import HEAD
 
 
 async def test_health_answers_ok(client: HttpClient) -> None:
@@ -30,7 +31,7 @@ async def test_version_names_the_service_and_profile(client: HttpClient) -> None
 async def test_ready_when_the_database_is_at_the_newest_migration(client: HttpClient) -> None:
     response = await client.get("/api/common/ready")
     assert response.status_code == 200
-    assert await response.get_json() == {"status": "ready", "schema_revision": "0001"}
+    assert await response.get_json() == {"status": "ready", "schema_revision": HEAD}
 
 
 async def test_not_ready_while_migrations_are_not_applied(settings: Settings, empty_database_uri: str) -> None:
@@ -41,7 +42,7 @@ async def test_not_ready_while_migrations_are_not_applied(settings: Settings, em
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.headers["Retry-After"] == "5"
     body = await response.get_json()
-    assert body["detail"] == "The database schema is at no revision; this build needs 0001."
+    assert body["detail"] == f"The database schema is at no revision; this build needs {HEAD}."
 
 
 @pytest.mark.requirement("NFR-6")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
 from app.schema import head_revision, upgrade
+from tests.support.postgres import HEAD
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ async def test_unit_of_work_outside_its_block_refuses_to_work(database: Database
 
 
 async def test_schema_revision_is_the_newest_migration(database: Database) -> None:
-    assert await database.schema_revision() == head_revision() == "0001"
+    assert await database.schema_revision() == head_revision() == HEAD
 
 
 async def test_migrating_twice_changes_nothing(database: Database, database_uri: str) -> None:

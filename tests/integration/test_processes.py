@@ -17,6 +17,7 @@ import pytest
 from app.database import Database
 from app.schema import head_revision
 from app.tls import ensure_self_signed
+from tests.support.postgres import HEAD
 from tests.support.processes import ServiceProcess, clean_environment, free_port, free_port_run, tls_client_context
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_bot
     async with ServiceProcess(["dev"], environment, cwd=tmp_path, ready_line=ready) as service:
         cert_file = tmp_path / "data" / "tls" / "localhost.crt"
         status, _, body = await get(f"https://localhost:{port}/api/common/ready", cert_file)
-        assert (status, body) == (200, {"status": "ready", "schema_revision": "0001"})
+        assert (status, body) == (200, {"status": "ready", "schema_revision": HEAD})
         postmaster_pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
         postmaster = psutil.Process(int(postmaster_pid_file.read_text().split()[0]))
         assert postmaster.is_running()
@@ -141,7 +142,7 @@ async def test_serve_without_db_uri_in_test_profile_runs_and_stops_its_embedded_
     async with ServiceProcess(["serve"], environment, cwd=tmp_path) as service:
         status, _, body = await get(f"https://localhost:{port}/api/common/ready", cert_file)
         assert status == 503  # `serve` does not migrate: that is `python -m app migrate`'s job
-        assert body["detail"] == "The database schema is at no revision; this build needs 0001."
+        assert body["detail"] == f"The database schema is at no revision; this build needs {HEAD}."
         postmaster_pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
         postmaster = psutil.Process(int(postmaster_pid_file.read_text().split()[0]))
         assert await service.terminate() == 0

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from app import create_app
 from app.schema import upgrade
 from app.settings import Settings
+from tests.support.postgres import HEAD
 from tests.support.private_postgres import private_postgres
 
 READY = "/api/common/ready"
@@ -36,4 +37,4 @@ async def test_ready_turns_503_while_postgres_is_stopped_and_200_when_it_returns
             # after the restart already runs on a fresh connection.
             back = await client.get(READY)
             assert back.status_code == 200
-            assert await back.get_json() == {"status": "ready", "schema_revision": "0001"}
+            assert await back.get_json() == {"status": "ready", "schema_revision": HEAD}

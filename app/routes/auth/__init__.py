@@ -1,7 +1,148 @@
-"""/api/auth: transport only (parse, call a service, shape the response)."""
+"""/api/auth: transport only (parse, call the auth service, shape the response)."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+import uuid
+
+from quart import Blueprint, Response, g
+from quart_schema import document_response
+
+from ...authentication import public
+from ...src.api.auth.models import (
+    Accepted,
+    Done,
+    LoginRequest,
+    Me,
+    PasswordChange,
+    RecoveryCodes,
+    RefreshRequest,
+    RegisterRequest,
+    Sessions,
+    TokenPair,
+    TotpChallenge,
+    TotpCode,
+    TotpEnrolment,
+    TotpLoginRequest,
+)
+from ...src.api.auth.service import AuthService, Profile
+from ...state import app_state
+from ...validation import json_response, responds, validate_body
 
 blueprint = Blueprint("auth", __name__)
+_DONE = Done()
+
+
+def _service() -> AuthService:
+    return app_state().require_auth()
+
+
+def _profile() -> Profile:
+    profile: Profile = g.profile
+    return profile
+
+
+@blueprint.after_request
+async def never_cache(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.post("/register")
+@public
+@responds(Accepted, 202)
+@validate_body(RegisterRequest)
+async def register(data: RegisterRequest) -> Accepted:
+    """The same answer whether or not the address already has an account."""
+    return await _service().register(data)
+
+
+@blueprint.post("/login")
+@public
+@document_response(TokenPair, 200)
+@document_response(TotpChallenge, 202)
+@validate_body(LoginRequest)
+async def login(data: LoginRequest) -> Response:
+    """Tokens; or, with TOTP enabled, 202 and a challenge to answer at /api/auth/login/totp."""
+    result = await _service().login(data, g.clientId)
+    return json_response(result, 202 if isinstance(result, TotpChallenge) else 200)
+
+
+@blueprint.post("/login/totp")
+@public
+@responds(TokenPair)
+@validate_body(TotpLoginRequest)
+async def login_totp(data: TotpLoginRequest) -> TokenPair:
+    return await _service().login_with_totp(data, g.clientId)
+
+
+@blueprint.post("/refresh")
+@public
+@responds(TokenPair)
+@validate_body(RefreshRequest)
+async def refresh(data: RefreshRequest) -> TokenPair:
+    """A new access token and a new refresh token; the one sent is spent (sending it again ends the session)."""
+    return await _service().refresh(data.refresh_token)
+
+
+@blueprint.get("/me")
+@responds(Me)
+async def me() -> Me:
+    return await _service().me(_profile())
+
+
+@blueprint.post("/logout")
+@responds(Done)
+async def logout() -> Done:
+    await _service().logout(_profile())
+    return _DONE
+
+
+@blueprint.post("/logout-all")
+@responds(Done)
+async def logout_all() -> Done:
+    await _service().logout(_profile(), everywhere=True)
+    return _DONE
+
+
+@blueprint.get("/sessions")
+@responds(Sessions)
+async def sessions() -> Sessions:
+    return await _service().sessions(_profile())
+
+
+@blueprint.delete("/sessions/<uuid:session_id>")
+@responds(Done)
+async def revoke_session(session_id: uuid.UUID) -> Done:
+    await _service().revoke(_profile(), session_id)
+    return _DONE
+
+
+@blueprint.post("/password")
+@responds(Done)
+@validate_body(PasswordChange)
+async def change_password(data: PasswordChange) -> Done:
+    """Needs the current password; ends every other session."""
+    await _service().change_password(_profile(), data)
+    return _DONE
+
+
+@blueprint.post("/totp/enrol")
+@responds(TotpEnrolment)
+async def enrol_totp() -> TotpEnrolment:
+    return await _service().enrol_totp(_profile())
+
+
+@blueprint.post("/totp/confirm")
+@responds(RecoveryCodes)
+@validate_body(TotpCode)
+async def confirm_totp(data: TotpCode) -> RecoveryCodes:
+    return await _service().confirm_totp(_profile(), data.code)
+
+
+@blueprint.post("/totp/disable")
+@responds(Done)
+@validate_body(TotpCode)
+async def disable_totp(data: TotpCode) -> Done:
+    """Needs a current code: signing in is not enough to turn the second factor off."""
+    await _service().disable_totp(_profile(), data.code)
+    return _DONE

@@ -1,0 +1,375 @@
+"""The auth rules: accounts, sign-in with lockout, TOTP, sessions with rotating refresh tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ....database import Database
+from ...database.auth_repository import AuthRepository, User, live_session
+from ...encryption import totp
+from ...encryption.opaque import digest, new_recovery_codes, new_refresh_token
+from ...encryption.passwords import PasswordHasher
+from ...encryption.tokens import InvalidTokenError, TokenKeyRing
+from ...utils.problems import ProblemError
+from .models import (
+    Accepted,
+    LoginRequest,
+    Me,
+    PasswordChange,
+    RecoveryCodes,
+    RegisterRequest,
+    SessionInfo,
+    Sessions,
+    TokenPair,
+    TotpChallenge,
+    TotpEnrolment,
+    TotpLoginRequest,
+)
+from .password_policy import password_problem
+
+ACCESS, CHALLENGE, TOTP_SECRET = "access", "login-challenge", "totp-secret"
+BEARER_CHALLENGE = 'Bearer realm="api", error="invalid_token"'
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    access_token_seconds: int = 15 * 60
+    session_seconds: int = 30 * 24 * 3600
+    challenge_seconds: int = 5 * 60
+    failures_per_hour: int = 100
+    failures_per_burst: int = 10
+    burst_seconds: int = 5 * 60
+    totp_issuer: str = "Proving Ground"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Who is calling: bound by the authentication step for the routes that need it."""
+
+    user_id: int
+    roles: tuple[str, ...]
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAlert:
+    email: str
+    display_name: str
+    client_id: str
+    session_id: uuid.UUID
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": BEARER_CHALLENGE})
+
+
+def _invalid_credentials() -> ProblemError:
+    # One answer for an unknown address and a wrong password alike.
+    return ProblemError(401, "The e-mail address or the password is not correct.", slug="invalid-credentials")
+
+
+def _invalid_code() -> ProblemError:
+    return ProblemError(401, "The code is not valid.", slug="invalid-code")
+
+
+def _weak_password(detail: str, field: str) -> ProblemError:
+    errors = [{"pointer": f"/{field}", "detail": detail, "code": "password_policy"}]
+    return ProblemError(422, detail, slug="validation-failed", title="Validation failed", extensions={"errors": errors})
+
+
+class AuthService:
+    def __init__(
+        self,
+        database: Database,
+        hasher: PasswordHasher,
+        ring: TokenKeyRing,
+        policy: AuthPolicy,
+        alert: Callable[[LoginAlert], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._database = database
+        self._hasher = hasher
+        self._ring = ring
+        self.policy = policy
+        self._alert = alert
+        self._clock = clock
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    # accounts and sign-in
+
+    async def register(self, request: RegisterRequest) -> Accepted:
+        if problem := password_problem(request.password, request.email):
+            raise _weak_password(problem, "password")
+        password_hash = await self._hasher.hash(request.password)
+        async with self._database.unit_of_work() as uow:
+            await uow.repository(AuthRepository).add_user(request.email, request.display_name, password_hash)
+            await uow.commit()
+        return Accepted(detail="If the address can be registered, its account is ready: sign in to continue.")
+
+    async def login(self, request: LoginRequest, client_id: str) -> TokenPair | TotpChallenge:
+        subject = digest("login:" + request.email.lower())
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            retry_after = await self._lockout(repository, subject)
+            user = await repository.user_by_email(request.email)
+        # The hash is checked in every case, so that a locked or unknown account takes as long as a known one.
+        verified = await self._hasher.verify(request.password, None if user is None else user.password_hash)
+        if retry_after:
+            raise self._locked(retry_after)
+        if not verified or user is None:
+            await self._record_failure(subject)
+            raise _invalid_credentials()
+        await self._clear_failures(subject)
+        if user.totp_enabled:
+            expires = int(self._clock()) + self.policy.challenge_seconds
+            challenge = self._ring.seal(CHALLENGE, {"uid": user.id, "cid": client_id, "exp": expires})
+            return TotpChallenge(challenge=challenge, expires_in=self.policy.challenge_seconds)
+        return await self._start_session(user, client_id)
+
+    async def login_with_totp(self, request: TotpLoginRequest, client_id: str) -> TokenPair:
+        try:
+            claims = self._ring.open(CHALLENGE, request.challenge)
+        except InvalidTokenError:
+            raise _unauthorized("The sign-in challenge is not valid.") from None
+        if claims.get("exp", 0) < self._clock() or claims.get("cid") != client_id:
+            raise _unauthorized("The sign-in challenge has expired; sign in again.")
+        user_id = int(claims["uid"])
+        user = await self._check_second_factor(user_id, request.code, request.recovery_code)
+        return await self._start_session(user, client_id)
+
+    async def _check_second_factor(self, user_id: int, code: str | None, recovery_code: str | None) -> User:
+        subject = digest(f"totp:{user_id}")
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            if retry_after := await self._lockout(repository, subject):
+                raise self._locked(retry_after)
+            user = await repository.user_by_id(user_id, for_update=True)
+            if user is None or not user.totp_enabled or user.totp_secret is None:
+                raise _invalid_code()
+            if code is not None:
+                accepted = await self._use_code(repository, user, code)
+            elif recovery_code is not None:
+                normalized = recovery_code.strip().lower()
+                accepted = await repository.use_recovery_code(user_id, digest(normalized))
+            else:
+                accepted = False
+            if not accepted:
+                await repository.record_failure(subject)
+                await uow.commit()
+                raise _invalid_code()
+            await repository.clear_failures(subject)
+            await uow.commit()
+        return user
+
+    async def _use_code(self, repository: AuthRepository, user: User, code: str) -> bool:
+        """A TOTP code of ±1 step, each step accepted once (the last one used is stored)."""
+        if user.totp_secret is None:
+            return False
+        secret = str(self._ring.open(TOTP_SECRET, user.totp_secret)["secret"])
+        step = totp.matching_step(secret, code, self._clock())
+        return step is not None and await repository.use_totp_step(user.id, step)
+
+    async def _start_session(self, user: User, client_id: str) -> TokenPair:
+        refresh_token = new_refresh_token()
+        expires_at = self._now() + dt.timedelta(seconds=self.policy.session_seconds)
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            session_id = await repository.add_session(user.id, client_id, expires_at)
+            await repository.add_refresh_token(session_id, digest(refresh_token))
+            new_client = await repository.remember_client(user.id, client_id)
+            await uow.commit()
+        if new_client:
+            self._alert(LoginAlert(user.email, user.display_name, client_id, session_id))
+        return self._token_pair(session_id, user.id, refresh_token)
+
+    def _token_pair(self, session_id: uuid.UUID, user_id: int, refresh_token: str) -> TokenPair:
+        issued = int(self._clock())
+        payload = {
+            "sid": str(session_id),
+            "uid": user_id,
+            "iat": issued,
+            "exp": issued + self.policy.access_token_seconds,
+        }
+        return TokenPair(
+            access_token=self._ring.seal(ACCESS, payload),
+            expires_in=self.policy.access_token_seconds,
+            refresh_token=refresh_token,
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            found = await repository.use_refresh_token(digest(refresh_token))
+            if found is None:
+                raise _unauthorized("The refresh token is not valid.")
+            session_id, first_use = found
+            if not first_use:
+                # A rotated token came back: whoever holds it may have stolen it. End the whole session.
+                await repository.revoke_session(session_id, "refresh token reused")
+                await uow.commit()
+                raise _unauthorized("The refresh token was used already; the session is ended.")
+            user_id = await repository.live_session_owner(session_id)
+            if user_id is None:
+                await uow.commit()
+                raise _unauthorized("The session has ended; sign in again.")
+            rotated = new_refresh_token()
+            await repository.add_refresh_token(session_id, digest(rotated))
+            await repository.touch_session(session_id)
+            await uow.commit()
+        return self._token_pair(session_id, user_id, rotated)
+
+    # lockout
+
+    async def _lockout(self, repository: AuthRepository, subject: bytes) -> int:
+        """Seconds until `subject` may try again (0: now): past the hourly or the burst limit of failures."""
+        now = self._now()
+        failures = await repository.failures_since(subject, now - dt.timedelta(hours=1))
+        waits = [0.0]
+        if len(failures) >= self.policy.failures_per_hour:
+            unlocked = failures[-self.policy.failures_per_hour] + dt.timedelta(hours=1)
+            waits.append((unlocked - now).total_seconds())
+        burst_start = now - dt.timedelta(seconds=self.policy.burst_seconds)
+        recent = [failure for failure in failures if failure > burst_start]
+        if len(recent) >= self.policy.failures_per_burst:
+            unlocked = recent[-self.policy.failures_per_burst] + dt.timedelta(seconds=self.policy.burst_seconds)
+            waits.append((unlocked - now).total_seconds())
+        return max(0, math.ceil(max(waits)))
+
+    @staticmethod
+    def _locked(retry_after: int) -> ProblemError:
+        detail = "Too many failed attempts; try again later."
+        return ProblemError(429, detail, slug="locked", headers={"Retry-After": str(retry_after)})
+
+    async def _record_failure(self, subject: bytes) -> None:
+        async with self._database.unit_of_work() as uow:
+            await uow.repository(AuthRepository).record_failure(subject)
+            await uow.commit()
+
+    async def _clear_failures(self, subject: bytes) -> None:
+        async with self._database.unit_of_work() as uow:
+            await uow.repository(AuthRepository).clear_failures(subject)
+            await uow.commit()
+
+    # the signed-in caller
+
+    async def authenticate(self, access_token: str) -> Profile:
+        try:
+            claims = self._ring.open(ACCESS, access_token)
+            session_id = uuid.UUID(str(claims["sid"]))
+            expires = int(claims["exp"])
+        except (InvalidTokenError, KeyError, ValueError, TypeError):
+            raise _unauthorized("The access token is not valid.") from None
+        if expires <= self._clock():
+            raise _unauthorized("The access token has expired.")
+        async with self._database.reads.connect() as connection:
+            session = await live_session(connection, session_id)
+        if session is None:
+            raise _unauthorized("The session has ended; sign in again.")
+        return Profile(session.user_id, tuple(session.roles), session_id)
+
+    async def me(self, profile: Profile) -> Me:
+        user = await self._user(profile)
+        return Me(
+            id=user.id, email=user.email, display_name=user.display_name, roles=list(user.roles),
+            totp_enabled=user.totp_enabled,
+        )  # fmt: skip
+
+    async def _user(self, profile: Profile) -> User:
+        async with self._database.unit_of_work() as uow:
+            user = await uow.repository(AuthRepository).user_by_id(profile.user_id)
+        if user is None:
+            raise _unauthorized("The account is gone.")
+        return user
+
+    async def logout(self, profile: Profile, everywhere: bool = False) -> None:
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            if everywhere:
+                await repository.revoke_sessions(profile.user_id, "logout everywhere")
+            else:
+                await repository.revoke_session(profile.session_id, "logout")
+            await uow.commit()
+
+    async def sessions(self, profile: Profile) -> Sessions:
+        async with self._database.unit_of_work() as uow:
+            rows = await uow.repository(AuthRepository).live_sessions(profile.user_id)
+        return Sessions(
+            sessions=[
+                SessionInfo(
+                    id=row.id,
+                    client_id=row.client_id,
+                    created_at=row.created_at,
+                    last_used_at=row.last_used_at,
+                    current=row.id == profile.session_id,
+                )
+                for row in rows
+            ]
+        )
+
+    async def revoke(self, profile: Profile, session_id: uuid.UUID) -> None:
+        async with self._database.unit_of_work() as uow:
+            revoked = await uow.repository(AuthRepository).revoke_sessions(profile.user_id, "revoked", only=session_id)
+            await uow.commit()
+        if not revoked:
+            raise ProblemError(404, "There is no such session of yours.", slug="not-found")
+
+    async def change_password(self, profile: Profile, request: PasswordChange) -> None:
+        user = await self._user(profile)
+        if not await self._hasher.verify(request.current_password, user.password_hash):
+            raise ProblemError(403, "The current password is not correct.", slug="wrong-password")
+        if problem := password_problem(request.new_password, user.email):
+            raise _weak_password(problem, "new_password")
+        password_hash = await self._hasher.hash(request.new_password)
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            await repository.set_password(user.id, password_hash)
+            await repository.revoke_sessions(user.id, "password changed", keep=profile.session_id)
+            await uow.commit()
+
+    # TOTP
+
+    async def enrol_totp(self, profile: Profile) -> TotpEnrolment:
+        user = await self._user(profile)
+        if user.totp_enabled:
+            raise ProblemError(409, "TOTP is enabled already; disable it first.", slug="totp-enabled")
+        secret = totp.new_secret()
+        async with self._database.unit_of_work() as uow:
+            sealed = self._ring.seal(TOTP_SECRET, {"secret": secret})
+            await uow.repository(AuthRepository).set_totp(user.id, secret=sealed, enabled=False, last_step=None)
+            await uow.commit()
+        uri = totp.provisioning_uri(secret, user.email, self.policy.totp_issuer)
+        return TotpEnrolment(provisioning_uri=uri, secret=secret)
+
+    async def confirm_totp(self, profile: Profile, code: str) -> RecoveryCodes:
+        subject = digest(f"totp:{profile.user_id}")
+        codes = new_recovery_codes()
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            if retry_after := await self._lockout(repository, subject):
+                raise self._locked(retry_after)
+            user = await repository.user_by_id(profile.user_id, for_update=True)
+            if user is None or user.totp_enabled or user.totp_secret is None:
+                raise ProblemError(409, "Enrol first (POST /api/auth/totp/enrol).", slug="totp-not-enrolled")
+            if not await self._use_code(repository, user, code):
+                await repository.record_failure(subject)
+                await uow.commit()
+                raise _invalid_code()
+            await repository.enable_totp(user.id)
+            await repository.replace_recovery_codes(user.id, [digest(recovery) for recovery in codes])
+            await uow.commit()
+        return RecoveryCodes(recovery_codes=codes)
+
+    async def disable_totp(self, profile: Profile, code: str) -> None:
+        await self._check_second_factor(profile.user_id, code, None)
+        async with self._database.unit_of_work() as uow:
+            repository = uow.repository(AuthRepository)
+            await repository.set_totp(profile.user_id, secret=None, enabled=False, last_step=None)
+            await repository.replace_recovery_codes(profile.user_id, [])
+            await uow.commit()

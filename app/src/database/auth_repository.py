@@ -1,0 +1,208 @@
+"""SQL for accounts, sessions, refresh tokens, login failures, recovery codes and known clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from .auth_tables import known_clients, login_failures, recovery_codes, refresh_tokens, sessions, users
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    display_name: str
+    password_hash: str
+    roles: list[str]
+    totp_secret: str | None
+    totp_enabled: bool
+    totp_last_step: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    user_id: int
+    roles: list[str]
+
+
+def _user(row: sa.Row[tuple[object, ...]] | None) -> User | None:
+    return None if row is None else User(**row._mapping)
+
+
+_USER_COLUMNS = [
+    users.c.id, users.c.email, users.c.display_name, users.c.password_hash, users.c.roles,
+    users.c.totp_secret, users.c.totp_enabled, users.c.totp_last_step,
+]  # fmt: skip
+
+
+class AuthRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # accounts
+
+    async def add_user(self, email: str, display_name: str, password_hash: str) -> int | None:
+        """The new user's id; None when the e-mail is taken (compared without case)."""
+        statement = (
+            insert(users)
+            .values(email=email, display_name=display_name, password_hash=password_hash, roles=["user"])
+            .on_conflict_do_nothing()
+            .returning(users.c.id)
+        )
+        user_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return user_id
+
+    async def user_by_email(self, email: str) -> User | None:
+        statement = sa.select(*_USER_COLUMNS).where(sa.func.lower(users.c.email) == email.lower())
+        return _user((await self.session.execute(statement)).first())
+
+    async def user_by_id(self, user_id: int, *, for_update: bool = False) -> User | None:
+        statement = sa.select(*_USER_COLUMNS).where(users.c.id == user_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return _user((await self.session.execute(statement)).first())
+
+    async def set_password(self, user_id: int, password_hash: str) -> None:
+        await self.session.execute(sa.update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+    async def set_totp(self, user_id: int, *, secret: str | None, enabled: bool, last_step: int | None) -> None:
+        values = {"totp_secret": secret, "totp_enabled": enabled, "totp_last_step": last_step}
+        await self.session.execute(sa.update(users).where(users.c.id == user_id).values(**values))
+
+    async def enable_totp(self, user_id: int) -> None:
+        await self.session.execute(sa.update(users).where(users.c.id == user_id).values(totp_enabled=True))
+
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record `step` as used; False when it (or a later one) was used already: a replay."""
+        statement = (
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .where(sa.or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step))
+            .values(totp_last_step=step)
+            .returning(users.c.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    # login failures
+
+    async def record_failure(self, subject: bytes) -> None:
+        await self.session.execute(sa.insert(login_failures).values(subject=subject))
+
+    async def failures_since(self, subject: bytes, since: dt.datetime) -> list[dt.datetime]:
+        statement = (
+            sa.select(login_failures.c.failed_at)
+            .where(login_failures.c.subject == subject, login_failures.c.failed_at >= since)
+            .order_by(login_failures.c.failed_at)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def clear_failures(self, subject: bytes) -> None:
+        await self.session.execute(sa.delete(login_failures).where(login_failures.c.subject == subject))
+
+    # sessions and refresh tokens
+
+    async def add_session(self, user_id: int, client_id: str, expires_at: dt.datetime) -> uuid.UUID:
+        session_id = uuid.uuid4()
+        values = {"id": session_id, "user_id": user_id, "client_id": client_id, "expires_at": expires_at}
+        await self.session.execute(sa.insert(sessions).values(**values))
+        return session_id
+
+    async def add_refresh_token(self, session_id: uuid.UUID, digest: bytes) -> None:
+        await self.session.execute(sa.insert(refresh_tokens).values(digest=digest, session_id=session_id))
+
+    async def use_refresh_token(self, digest: bytes) -> tuple[uuid.UUID, bool] | None:
+        """(session id, first use?) of a refresh token; None if it was never issued. Marking it used is atomic, so
+        of two concurrent uses exactly one is the first."""
+        used = (
+            sa.update(refresh_tokens)
+            .where(refresh_tokens.c.digest == digest, refresh_tokens.c.used_at.is_(None))
+            .values(used_at=sa.func.now())
+            .returning(refresh_tokens.c.session_id)
+        )
+        session_id = (await self.session.execute(used)).scalar_one_or_none()
+        if session_id is not None:
+            return session_id, True
+        known = sa.select(refresh_tokens.c.session_id).where(refresh_tokens.c.digest == digest)
+        session_id = (await self.session.execute(known)).scalar_one_or_none()
+        return None if session_id is None else (session_id, False)
+
+    async def live_session_owner(self, session_id: uuid.UUID) -> int | None:
+        statement = sa.select(sessions.c.user_id).where(
+            sessions.c.id == session_id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > sa.func.now()
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def touch_session(self, session_id: uuid.UUID) -> None:
+        statement = sa.update(sessions).where(sessions.c.id == session_id).values(last_used_at=sa.func.now())
+        await self.session.execute(statement)
+
+    async def revoke_sessions(
+        self, user_id: int, reason: str, *, only: uuid.UUID | None = None, keep: uuid.UUID | None = None
+    ) -> int:
+        statement = sa.update(sessions).where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        if only is not None:
+            statement = statement.where(sessions.c.id == only)
+        if keep is not None:
+            statement = statement.where(sessions.c.id != keep)
+        result = await self.session.execute(statement.values(revoked_at=sa.func.now(), revoked_reason=reason))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def revoke_session(self, session_id: uuid.UUID, reason: str) -> None:
+        statement = sa.update(sessions).where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        await self.session.execute(statement.values(revoked_at=sa.func.now(), revoked_reason=reason))
+
+    async def live_sessions(self, user_id: int) -> Sequence[Any]:
+        statement = (
+            sa.select(sessions.c.id, sessions.c.client_id, sessions.c.created_at, sessions.c.last_used_at)
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .where(sessions.c.expires_at > sa.func.now())
+            .order_by(sessions.c.created_at.desc())
+        )
+        return (await self.session.execute(statement)).all()
+
+    # recovery codes and known clients
+
+    async def replace_recovery_codes(self, user_id: int, digests: list[bytes]) -> None:
+        await self.session.execute(sa.delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+        if digests:
+            rows = [{"digest": digest, "user_id": user_id} for digest in digests]
+            await self.session.execute(sa.insert(recovery_codes), rows)
+
+    async def use_recovery_code(self, user_id: int, digest: bytes) -> bool:
+        statement = (
+            sa.update(recovery_codes)
+            .where(recovery_codes.c.user_id == user_id, recovery_codes.c.digest == digest)
+            .where(recovery_codes.c.used_at.is_(None))
+            .values(used_at=sa.func.now())
+            .returning(recovery_codes.c.digest)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def remember_client(self, user_id: int, client_id: str) -> bool:
+        """True when this client id is new for the user."""
+        statement = (
+            insert(known_clients)
+            .values(user_id=user_id, client_id=client_id)
+            .on_conflict_do_nothing()
+            .returning(known_clients.c.client_id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+
+async def live_session(connection: AsyncConnection, session_id: uuid.UUID) -> LiveSession | None:
+    """The hot read of every authenticated request: is the session live, and whose is it."""
+    statement = (
+        sa.select(sessions.c.user_id, users.c.roles)
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > sa.func.now())
+    )
+    row = (await connection.execute(statement)).first()
+    return None if row is None else LiveSession(row.user_id, list(row.roles))
