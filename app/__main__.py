@@ -16,7 +16,7 @@ from .embedded_postgres import embedded_postgres
 from .logs import configure_logging, get_logger
 from .schema import upgrade
 from .server import run_server
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, new_token_key
 from .tls import ensure_self_signed
 
 
@@ -68,6 +68,18 @@ def dev(settings: Settings) -> None:
         serve(settings)
 
 
+def keys(settings: Settings, action: str) -> None:
+    """`new`: a fresh TOKEN_KEYS entry to put first; `list`: the key ids in TOKEN_KEYS (never their secrets)."""
+    if action == "new":
+        sys.stdout.write(new_token_key() + "\n")
+        return
+    ring = settings.token_key_ring() or []
+    if not ring:
+        sys.stdout.write("TOKEN_KEYS is not set\n")
+    for position, (kid, _) in enumerate(ring):
+        sys.stdout.write(f"{kid}\t{'seals and opens' if position == 0 else 'opens'}\n")
+
+
 COMMANDS = {"serve": serve, "dev": dev, "migrate": migrate}
 
 
@@ -75,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Proving Ground service")
     parser.add_argument(
         "command",
-        choices=sorted(COMMANDS),
-        help="serve: the API; dev: what `make run` starts; migrate: apply the database migrations",
+        choices=[*sorted(COMMANDS), "keys"],
+        help="serve: the API; dev: what `make run` starts; migrate: apply the database migrations; "
+        "keys new|list: the token key ring",
     )
+    parser.add_argument("action", nargs="?", choices=["new", "list"], help="with keys")
     arguments = parser.parse_args(argv)
+    if (arguments.command == "keys") != (arguments.action is not None):
+        parser.error("`keys` takes `new` or `list`; the other commands take nothing more")
     overrides = {"profile": "dev"} if arguments.command == "dev" else {}
     try:
         settings = load_settings(**overrides)
@@ -86,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         messages = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
         sys.stderr.write(f"invalid settings: {messages}\n")
         return 2
+    if arguments.command == "keys":
+        keys(settings, arguments.action)
+        return 0
     configure_logging(settings.log_level, settings.log_format)
     try:
         COMMANDS[arguments.command](settings)

@@ -9,10 +9,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from .logs import get_logger
+from .logs import module_logger
 from .src.database.unit_of_work import UnitOfWork
 
-_log = get_logger("database")
+_log = module_logger("database")
 
 
 def async_url(uri: str) -> str:

@@ -9,11 +9,11 @@ from quart import Quart, Response, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
-from .logs import get_logger, request_id_var
+from .logs import module_logger, request_id_var
 from .src.utils.problems import PROBLEM_CONTENT_TYPE, ProblemError, problem_body, problem_type
 from .validation import field_errors
 
-_log = get_logger("errors")
+_log = module_logger("errors")
 
 
 def problem_response(

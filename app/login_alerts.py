@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from .logs import get_logger
+from .logs import module_logger
 from .src.api.auth.service import LoginAlert
 from .src.api.common.providers import ProviderError
 from .src.resilience.client import ProviderClient
 
-_log = get_logger("login_alerts")
+_log = module_logger("login_alerts")
 
 
 class LoginAlerts:

@@ -62,7 +62,22 @@ def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None =
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+class _ModuleLogger:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(structlog.get_logger().bind(logger=self._name), method)
+
+
+def module_logger(name: str) -> Any:
+    """For a module's rare log lines: resolved against the configuration in force at each call, so a logger
+    made at import time, before `configure_logging`, still writes what was configured."""
+    return _ModuleLogger(name)
+
+
 def get_logger(name: str, **initial: Any) -> structlog.typing.FilteringBoundLogger:
-    """A concrete bound logger, resolved once against the configuration in force now."""
+    """For hot paths: a concrete bound logger, resolved once against the configuration in force now (make it
+    after `configure_logging`, as the app factory does)."""
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name).bind(logger=name, **initial)
     return logger

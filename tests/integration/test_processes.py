@@ -16,6 +16,7 @@ import pytest
 
 from app.database import Database
 from app.schema import head_revision
+from app.settings import new_token_key, parse_token_keys
 from app.tls import ensure_self_signed
 from tests.support.postgres import HEAD
 from tests.support.processes import ServiceProcess, clean_environment, free_port, free_port_run, tls_client_context
@@ -148,3 +149,25 @@ async def test_serve_without_db_uri_in_test_profile_runs_and_stops_its_embedded_
         assert await service.terminate() == 0
     await asyncio.to_thread(postmaster.wait, 10)
     assert not postmaster.is_running()
+
+
+async def run_keys(action: str, **environment: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "keys", action, env=clean_environment(**environment),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode or 0, output.decode()
+
+
+async def test_keys_new_mints_an_entry_the_settings_accept_and_list_never_shows_secrets() -> None:
+    code, minted = await run_keys("new", PROFILE="test")
+    assert code == 0
+    entry = minted.strip()
+    assert parse_token_keys(entry)[0][0] == entry.split(":")[0]
+    code, listing = await run_keys("list", PROFILE="test", TOKEN_KEYS=f"{entry},{new_token_key()}")
+    assert code == 0
+    kid = entry.split(":")[0]
+    assert listing.splitlines()[0] == f"{kid}\tseals and opens"
+    assert listing.splitlines()[1].endswith("\topens")
+    assert entry.split(":")[1] not in listing

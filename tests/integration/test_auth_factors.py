@@ -1,0 +1,208 @@
+"""TOTP, lockout, login alerts and what never reaches a log line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import time
+import uuid
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from quart.typing import TestClientProtocol as HttpClient
+
+from app import create_app
+from app.settings import Settings
+from app.src.encryption.totp import STEP_SECONDS, code_at
+from app.src.resilience.policy import ProviderPolicy
+from simulators.client import SimulatorClient
+from tests.integration.auth_support import PASSWORD, User, auth_settings, serve
+from tests.support.simulator_fixtures import API_KEY
+
+
+@pytest.fixture
+def ada(auth_app: HttpClient) -> User:
+    return User(auth_app, f"ada-{uuid.uuid4().hex[:8]}@example.org")
+
+
+def step_now() -> int:
+    return int(time.time() // STEP_SECONDS)
+
+
+async def with_totp(user: User) -> tuple[dict[str, Any], str, list[str]]:
+    """Register, sign in and turn TOTP on: (tokens, secret, recovery codes)."""
+    await user.register()
+    tokens = await user.tokens()
+    enrolment = await (await user.post("/api/auth/totp/enrol", tokens["access_token"])).get_json()
+    secret = enrolment["secret"]
+    assert enrolment["provisioning_uri"].startswith("otpauth://totp/")
+    confirm = await user.post("/api/auth/totp/confirm", tokens["access_token"], {"code": code_at(secret, step_now())})
+    assert confirm.status_code == 200
+    codes = (await confirm.get_json())["recovery_codes"]
+    return tokens, secret, codes
+
+
+async def challenge_of(user: User) -> str:
+    response = await user.login()
+    assert response.status_code == 202
+    body = await response.get_json()
+    assert body["totp_required"] is True
+    return str(body["challenge"])
+
+
+async def test_with_totp_sign_in_needs_a_code_after_the_password(ada: User) -> None:
+    _, secret, _ = await with_totp(ada)
+    challenge = await challenge_of(ada)
+    answer = {"challenge": challenge, "code": code_at(secret, step_now() + 1)}
+    response = await ada.post("/api/auth/login/totp", None, answer)
+    assert response.status_code == 200
+    me = await (await ada.get("/api/auth/me", (await response.get_json())["access_token"])).get_json()
+    assert me["totp_enabled"] is True
+
+
+async def test_a_totp_code_is_accepted_once(ada: User) -> None:
+    _, secret, _ = await with_totp(ada)
+    code = code_at(secret, step_now() + 1)
+    first = await ada.post("/api/auth/login/totp", None, {"challenge": await challenge_of(ada), "code": code})
+    assert first.status_code == 200
+    replay = await ada.post("/api/auth/login/totp", None, {"challenge": await challenge_of(ada), "code": code})
+    assert replay.status_code == 401
+
+
+async def test_a_code_from_two_steps_ago_is_refused(ada: User) -> None:
+    _, secret, _ = await with_totp(ada)
+    old = code_at(secret, step_now() - 2)
+    response = await ada.post("/api/auth/login/totp", None, {"challenge": await challenge_of(ada), "code": old})
+    assert response.status_code == 401
+
+
+async def test_a_recovery_code_works_once_instead_of_a_totp_code(ada: User) -> None:
+    _, _, codes = await with_totp(ada)
+    answer = {"challenge": await challenge_of(ada), "recovery_code": codes[0].upper()}
+    assert (await ada.post("/api/auth/login/totp", None, answer)).status_code == 200
+    again = {"challenge": await challenge_of(ada), "recovery_code": codes[0]}
+    assert (await ada.post("/api/auth/login/totp", None, again)).status_code == 401
+
+
+async def test_a_challenge_is_bound_to_its_client(ada: User) -> None:
+    _, secret, _ = await with_totp(ada)
+    answer = {"challenge": await challenge_of(ada), "code": code_at(secret, step_now() + 1)}
+    response = await ada.client.post("/api/auth/login/totp", json=answer, headers=ada.headers(client_id="other"))
+    assert response.status_code == 401
+
+
+async def test_disabling_totp_needs_a_current_code(ada: User) -> None:
+    tokens, secret, _ = await with_totp(ada)
+    refused = await ada.post("/api/auth/totp/disable", tokens["access_token"], {"code": "000000"})
+    assert refused.status_code == 401
+    done = await ada.post("/api/auth/totp/disable", tokens["access_token"], {"code": code_at(secret, step_now() + 1)})
+    assert done.status_code == 200
+    assert (await ada.login()).status_code == 200  # no challenge any more
+
+
+async def test_totp_attempts_are_rate_limited(settings: Settings) -> None:
+    async for client in serve(create_app(auth_settings(settings, login_failures_per_burst=3))):
+        user = User(client, f"totp-{uuid.uuid4().hex[:8]}@example.org")
+        _, secret, _ = await with_totp(user)
+        statuses = []
+        for _ in range(4):
+            answer = {"challenge": await challenge_of(user), "code": "000000"}
+            statuses.append((await user.post("/api/auth/login/totp", None, answer)).status_code)
+        assert statuses == [401, 401, 401, 429]
+        good = {"challenge": await challenge_of(user), "code": code_at(secret, step_now() + 1)}
+        assert (await user.post("/api/auth/login/totp", None, good)).status_code == 429
+
+
+async def test_lockout_after_the_burst_limit_for_real_and_unknown_addresses_alike_then_expiry(
+    settings: Settings,
+) -> None:
+    configured = auth_settings(settings, login_failures_per_burst=3, login_burst_seconds=2)
+    async for client in serve(create_app(configured)):
+        ada = User(client, f"lock-{uuid.uuid4().hex[:8]}@example.org")
+        ghost = User(client, "ghost-" + ada.email)
+        await ada.register()
+        for user in (ada, ghost):
+            assert [(await user.login("wrong passphrase!")).status_code for _ in range(3)] == [401] * 3
+        locked, ghost_locked = await ada.login(), await ghost.login()  # the right password changes nothing
+        assert locked.status_code == ghost_locked.status_code == 429
+        assert locked.headers["Retry-After"] == ghost_locked.headers["Retry-After"]
+        assert 1 <= int(locked.headers["Retry-After"]) <= 2
+        await asyncio.sleep(int(locked.headers["Retry-After"]) + 0.1)  # the lockout's expiry is the behaviour
+        assert (await ada.login()).status_code == 200
+
+
+async def test_the_hourly_limit_locks_too(settings: Settings) -> None:
+    configured = auth_settings(settings, login_failures_per_hour=4, login_failures_per_burst=100)
+    async for client in serve(create_app(configured)):
+        ada = User(client, f"hourly-{uuid.uuid4().hex[:8]}@example.org")
+        await ada.register()
+        for _ in range(4):
+            await ada.login("wrong passphrase!")
+        response = await ada.login()
+        assert response.status_code == 429
+        assert 3500 < int(response.headers["Retry-After"]) <= 3600
+
+
+async def test_a_sign_in_from_a_new_client_sends_one_alert_and_never_waits_for_it(
+    settings: Settings, simulator_urls: dict[str, str]
+) -> None:
+    notify = {"notify_url": simulator_urls["notify"], "notify_api_key": SecretStr(API_KEY)}
+    async for client in serve(create_app(auth_settings(settings, **notify))):
+        ada = User(client, f"alert-{uuid.uuid4().hex[:8]}@example.org")
+        await ada.register()
+        await ada.tokens("phone")
+        await ada.tokens("phone")
+        await ada.tokens("laptop")
+    # Leaving `serve` drained the alerts in flight.
+    async with SimulatorClient(simulator_urls["notify"]) as sim:
+        inbox = await sim.inbox(to=ada.email)
+    assert len(inbox) == 2
+    assert all(message["subject"] == "New sign-in to your account" for message in inbox)
+    assert {"phone", "laptop"} == {client_id for message in inbox for client_id in ("phone", "laptop")
+                                   if f"({client_id})" in message["body"]}  # fmt: skip
+
+
+async def test_sign_in_succeeds_quickly_when_the_notify_provider_hangs(
+    settings: Settings, simulator_urls: dict[str, str]
+) -> None:
+    notify = {"notify_url": simulator_urls["notify"], "notify_api_key": SecretStr(API_KEY)}
+    async with (
+        SimulatorClient(simulator_urls["notify"]) as sim,
+        sim.fault(route="/v1/messages", action={"kind": "hang", "seconds": 5}),
+    ):
+        configured = auth_settings(settings, **notify, notify_policy=ProviderPolicy(deadline=1.0, read_timeout=1.0))
+        async for client in serve(create_app(configured)):
+            ada = User(client, f"hang-{uuid.uuid4().hex[:8]}@example.org")
+            await ada.register()
+            started = time.monotonic()
+            assert (await ada.login(client_id="new-device")).status_code == 200
+            assert time.monotonic() - started < 0.9  # the alert's 1 s deadline is not on the sign-in's path
+
+
+async def test_no_password_token_code_or_secret_reaches_a_log_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    secrets_seen: list[str] = [PASSWORD, "wrong passphrase!"]
+    async for client in serve(create_app(auth_settings(settings, log_level="DEBUG"))):
+        ada = User(client, f"logs-{uuid.uuid4().hex[:8]}@example.org")
+        await ada.login("wrong passphrase!")
+        tokens, secret, codes = await with_totp(ada)
+        challenge = await challenge_of(ada)
+        code = code_at(secret, step_now() + 1)
+        signed_in = await (
+            await ada.post("/api/auth/login/totp", None, {"challenge": challenge, "code": code})
+        ).get_json()
+        refreshed = await ada.post("/api/auth/refresh", None, {"refresh_token": signed_in["refresh_token"]})
+        secrets_seen += [secret, code, challenge, *codes, *tokens.values(), *signed_in.values()]
+        secrets_seen += list((await refreshed.get_json()).values())
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 8  # one access line per request at least
+    for line in lines:
+        assert line.startswith("{"), line
+        for secret_value in secrets_seen:
+            if isinstance(secret_value, str) and len(secret_value) >= 6:
+                assert secret_value not in line
