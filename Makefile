@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-sim bench-resilience wrk clean
+.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-sim bench-resilience bench-auth wrk clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench-sim: $(SYNCED) wrk ## Create-charge requests/s of the payments simulator o
 
 bench-resilience: $(SYNCED) ## Provider client: policy overhead vs raw aiohttp; retry amplification at 50% failures
 	$(RUN) python -m bench.resilience
+
+bench-auth: $(SYNCED) wrk ## Sign-ins per second on one core and the event loop's worst stall during the burst
+	$(RUN) python -m bench.auth
 
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "install wrk (Debian package wrk)"; exit 1; }

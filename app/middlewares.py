@@ -21,6 +21,7 @@ ROUTE_KEY = "proving_ground.route"
 CLIENT_ID_KEY = "proving_ground.client_id"
 REQUEST_ID_KEY = "proving_ground.request_id"
 UNMATCHED_ROUTE = "<unmatched>"
+CLIENT_CLOSED_REQUEST = 499
 
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -47,7 +48,7 @@ class RequestContextMiddleware:
         extras[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         request_id_header = (REQUEST_ID_HEADER, request_id.encode())
-        status = 500
+        status: int | None = None
 
         async def send_with_request_id(message: ASGISendEvent) -> None:
             nonlocal status
@@ -58,7 +59,12 @@ class RequestContextMiddleware:
 
         try:
             await self._app(scope, receive, send_with_request_id)
+        except BaseException:
+            status = status or 500  # the server answers 500 for an error that escaped the app
+            raise
         finally:
+            # No response and no error: the client went away first ("499 client closed request", as nginx says).
+            status = status or CLIENT_CLOSED_REQUEST
             duration = time.perf_counter() - started
             route: str = extras.get(ROUTE_KEY, UNMATCHED_ROUTE)
             self._metrics.observe(scope["method"], route, status, duration)
