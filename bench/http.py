@@ -6,7 +6,6 @@ that a noisy neighbour affects both alike. Prints the median requests/s and p99 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -14,17 +13,13 @@ import statistics
 from app.embedded_postgres import embedded_postgres
 from app.schema import upgrade
 
-from .wrk import ROOT, Run, free_port, pinned_server, wrk
+from .wrk import ROOT, Run, free_port, load_arguments, pinned_server, wrk
 
 ROUTE = "/api/common/health"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=32)
-    arguments = parser.parse_args()
+    arguments = load_arguments(__doc__)
 
     uvicorn_flags = ["--no-access-log", "--log-level", "warning"]
     with embedded_postgres(ROOT / ".data" / "bench-postgres") as database_uri:

@@ -6,12 +6,11 @@ costs the same decision per request but never cuts one short: the fair measure o
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import urllib.request
 
-from .wrk import ROOT, Run, free_port, pinned_server, wrk
+from .wrk import ROOT, Run, free_port, load_arguments, pinned_server, wrk
 
 SCRIPT = ROOT / "bench" / "create_charge.lua"
 FAULTS: dict[str, dict[str, object] | None] = {
@@ -35,11 +34,7 @@ def _control(base: str, method: str, path: str, body: object = None) -> object:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=32)
-    arguments = parser.parse_args()
+    arguments = load_arguments(__doc__)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

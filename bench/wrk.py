@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 import subprocess
@@ -22,6 +23,15 @@ class Run:
     requests_per_second: float
     p99_ms: float
     non_2xx: int
+
+
+def load_arguments(description: str | None) -> argparse.Namespace:
+    """--runs, --seconds and --connections of a wrk benchmark."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=3, help="measurements of each kind, taken in turns")
+    parser.add_argument("--seconds", type=int, default=5, help="length of one measurement")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's open connections")
+    return parser.parse_args()
 
 
 def free_port() -> int:
