@@ -20,6 +20,7 @@ from .login_alerts import LoginAlerts
 from .logs import configure_logging, get_logger
 from .metrics import Metrics
 from .middlewares import RequestContextMiddleware, RequestGuards
+from .openapi import SECURITY_SCHEMES, ProblemDocumentingProvider
 from .providers import build_providers
 from .routes.adapter import API_PREFIX, register_blueprints
 from .schema import head_revision
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         redoc_ui_path=None,
         scalar_ui_path=None,
         info={"title": "Proving Ground", "version": version("proving-ground")},
+        openapi_provider_class=ProblemDocumentingProvider,
+        security_schemes=SECURITY_SCHEMES,
     )
     if settings.cors_origins:
         cors(

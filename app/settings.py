@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     log_format: LogFormat = "json"
     data_dir: Path = Path(".data")
 
+    @field_validator("client_rate", mode="before")
+    @classmethod
+    def _rate_can_be_off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"", "off", "none", "null"}:
+            return None
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

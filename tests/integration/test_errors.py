@@ -140,3 +140,16 @@ async def test_well_formed_client_id_is_bound_for_the_handler(probe: HttpClient)
 async def test_common_routes_need_no_client_id(probe: HttpClient) -> None:
     response = await probe.get("/api/common/health")
     assert response.status_code == 200
+
+
+@pytest.mark.requirement("NFR-5")
+async def test_text_that_postgresql_cannot_store_is_refused_with_422(probe: HttpClient) -> None:
+    body = json.dumps({"quantity": 1, "note": "nul \u0000 inside"}).encode()  # JSON escapes it as \\u0000
+    response = await probe.post(f"{PREFIX}/orders", data=body, headers={**CLIENT, "Content-Type": "application/json"})
+    problem = await problem_of(response, 422)
+    assert [error["pointer"] for error in problem["errors"]] == ["/note"]
+    lone_surrogate = b'{"quantity": 1, "note": "lone \\ud800 surrogate"}'
+    response = await probe.post(
+        f"{PREFIX}/orders", data=lone_surrogate, headers={**CLIENT, "Content-Type": "application/json"}
+    )
+    await problem_of(response, 400)  # not text at all: pydantic-core refuses it as JSON

@@ -119,3 +119,12 @@ def test_token_key_ring_keeps_order_and_decodes_keys() -> None:
 def test_malformed_token_key_ring_is_refused(raw: str, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         parse_token_keys(raw)
+
+
+@pytest.mark.parametrize("off", ["off", "none", "null", ""])
+def test_the_per_client_rate_limit_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, off: str) -> None:
+    monkeypatch.setenv("PROFILE", "test")
+    monkeypatch.setenv("CLIENT_RATE", off)
+    assert load_settings().client_rate is None
+    monkeypatch.setenv("CLIENT_RATE", "12.5")
+    assert load_settings().client_rate == 12.5

@@ -14,8 +14,10 @@ Email = str
 
 
 class RegisterRequest(StrictModel):
-    email: Email = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    password: str = Field(min_length=1, max_length=1024)
+    email: Email = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+    password: str = Field(
+        min_length=8, max_length=128, description="Not one of the most common passwords, nor the e-mail address."
+    )
     display_name: str = Field(min_length=1, max_length=100)
 
 
@@ -74,7 +76,9 @@ class Sessions(StrictModel):
 
 class PasswordChange(StrictModel):
     current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(
+        min_length=8, max_length=128, description="Not one of the most common passwords, nor the e-mail address."
+    )
 
 
 class TotpEnrolment(StrictModel):

@@ -20,3 +20,23 @@ class Version(StrictModel):
     name: str
     version: str
     profile: str
+
+
+class FieldError(StrictModel):
+    pointer: str = Field(description="JSON Pointer to the failing field of the request body.")
+    detail: str
+    code: str
+
+
+class Problem(StrictModel):
+    """RFC 9457 problem details: the body of every error response."""
+
+    model_config = StrictModel.model_config | {"extra": "allow"}
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None
+    errors: list[FieldError] | None = None

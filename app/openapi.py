@@ -1,0 +1,49 @@
+"""The OpenAPI document says what every route also does: errors as problem+json, the X-Client-Id header,
+and which routes need a bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart_schema import OpenAPIProvider
+from werkzeug.routing import Rule
+
+from .authentication import PUBLIC_ATTRIBUTE
+from .src.api.common.models.service import Problem
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+BEARER = "bearer"
+SECURITY_SCHEMES: dict[str, Any] = {BEARER: {"type": "http", "scheme": "bearer", "bearer_format": "sealed token"}}
+CLIENT_ID = {
+    "name": "X-Client-Id",
+    "in": "header",
+    "required": True,
+    "description": "Who is calling: 1-64 letters, digits, '.', '_' or '-'.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+}
+
+
+class ProblemDocumentingProvider(OpenAPIProvider):
+    api_prefix = "/api/"
+    open_prefixes = ("/api/common/",)
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        paths, components = super().build_paths(rule)
+        view = self._app.view_functions[rule.endpoint]
+        guarded = rule.rule.startswith(self.api_prefix) and not rule.rule.startswith(self.open_prefixes)
+        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for operations in paths.values():
+            for operation in operations.values():
+                operation["responses"] = {
+                    **{str(status): response for status, response in operation["responses"].items()},
+                    "default": {
+                        "description": "An error, as RFC 9457 problem details",
+                        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+                    },
+                }
+                if "requestBody" in operation:
+                    operation["requestBody"] = {**operation["requestBody"], "required": True}
+                if guarded:
+                    operation["parameters"] = [*operation["parameters"], CLIENT_ID]
+                    operation["security"] = [] if getattr(view, PUBLIC_ATTRIBUTE, False) else [{BEARER: []}]
+        return paths, components
