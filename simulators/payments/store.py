@@ -17,7 +17,7 @@ FORCED_OUTCOMES: dict[str, tuple[ChargeStatus, ChargeStatus]] = {
 
 
 class RefundRejectedError(Exception):
-    pass
+    """The refund cannot be made; the message says why, as the provider's answer will."""
 
 
 @dataclass

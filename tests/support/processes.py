@@ -106,8 +106,9 @@ class ServiceProcess:
         assert self.process is not None
         self.process.send_signal(signal_number)
         async with asyncio.timeout(grace):
-            while await self._read_line():
-                pass
+            reading = True
+            while reading:  # keep the output (and the pipe drained) until the process closes it
+                reading = await self._read_line()
             return await self.process.wait()
 
     async def __aexit__(

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 
 class BulkheadFullError(Exception):
-    pass
+    """Every place was taken for the whole of `max_wait`."""
 
 
 class Bulkhead:
