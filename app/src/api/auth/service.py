@@ -117,16 +117,17 @@ class AuthService:
         subject = digest("login:" + request.email.lower())
         async with self._database.unit_of_work() as uow:
             repository = uow.repository(AuthRepository)
-            retry_after = await self._lockout(repository, subject)
+            failures = await self._recent_failures(repository, subject)
             user = await repository.user_by_email(request.email)
         # The hash is checked in every case, so that a locked or unknown account takes as long as a known one.
         verified = await self._hasher.verify(request.password, None if user is None else user.password_hash)
-        if retry_after:
+        if retry_after := self._lockout_seconds(failures):
             raise self._locked(retry_after)
         if not verified or user is None:
             await self._record_failure(subject)
             raise _invalid_credentials()
-        await self._clear_failures(subject)
+        if failures:
+            await self._clear_failures(subject)
         if user.totp_enabled:
             expires = int(self._clock()) + self.policy.challenge_seconds
             challenge = self._ring.seal(CHALLENGE, {"uid": user.id, "cid": client_id, "exp": expires})
@@ -228,9 +229,15 @@ class AuthService:
     # lockout
 
     async def _lockout(self, repository: AuthRepository, subject: bytes) -> int:
-        """Seconds until `subject` may try again (0: now): past the hourly or the burst limit of failures."""
+        return self._lockout_seconds(await self._recent_failures(repository, subject))
+
+    async def _recent_failures(self, repository: AuthRepository, subject: bytes) -> list[dt.datetime]:
+        return await repository.failures_since(subject, self._now() - dt.timedelta(hours=1))
+
+    def _lockout_seconds(self, failures: list[dt.datetime]) -> int:
+        """Seconds until the subject of `failures` (the last hour's) may try again, 0 for now: past the hourly
+        limit or the burst limit."""
         now = self._now()
-        failures = await repository.failures_since(subject, now - dt.timedelta(hours=1))
         waits = [0.0]
         if len(failures) >= self.policy.failures_per_hour:
             unlocked = failures[-self.policy.failures_per_hour] + dt.timedelta(hours=1)
