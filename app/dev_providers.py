@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pydantic import SecretStr
 
 from .settings import Settings
+from .shutdown import signals_held
 
 PROVIDERS = ("payments", "catalog", "notify")  # on SIMULATOR_BASE_PORT, +1, +2
 SIMULATOR_API_KEY = "sk_test_proving_ground"
@@ -37,14 +38,18 @@ def _wait_until_listening(process: subprocess.Popen[bytes], name: str, port: int
         time.sleep(0.05)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Ask them all to stop at once, then wait for each (killing what outlasts STOP_TIMEOUT)."""
+    with signals_held():
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager
@@ -65,5 +70,4 @@ def simulated_providers(settings: Settings) -> Iterator[Settings]:
             updates[f"{name}_api_key"] = SecretStr(SIMULATOR_API_KEY)
         yield settings.model_copy(update=updates)
     finally:
-        for process in processes:
-            _stop(process)
+        _stop(processes)

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .shutdown import signals_held
+
 
 class EmbeddedPostgres:
     """Shared by every process that opens the same data directory; the last one to stop it stops the server."""
@@ -46,4 +48,5 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     try:
         yield uri
     finally:
-        server.stop()
+        with signals_held():
+            server.stop()

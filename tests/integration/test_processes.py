@@ -55,9 +55,13 @@ async def test_serve_answers_over_verified_https_and_stops_cleanly_on_sigterm(
     assert any("Application shutdown complete" in line for line in service.output)
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+@pytest.mark.parametrize(
+    ("signal_number", "again_at"),
+    [(signal.SIGTERM, None), (signal.SIGINT, None), (signal.SIGINT, "Finished server process")],
+    ids=["SIGTERM", "Ctrl-C", "Ctrl-C again during the clean-up"],
+)
 async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_both(
-    tmp_path: Path, signal_number: int
+    tmp_path: Path, signal_number: int, again_at: str | None
 ) -> None:
     port, simulators = free_port(), free_port_run(3)
     environment = clean_environment(
@@ -82,7 +86,7 @@ async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_bot
             ):
                 assert response.status == 200
 
-        assert await service.terminate(signal_number=signal_number) == 0
+        assert await service.terminate(signal_number=signal_number, again_at=again_at) == 0
     assert not postmaster_pid_file.exists()
     await asyncio.to_thread(postmaster.wait, 10)
     assert not postmaster.is_running()

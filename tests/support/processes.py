@@ -101,14 +101,20 @@ class ServiceProcess:
             self.output.append(line.decode(errors="replace"))
         return bool(line)
 
-    async def terminate(self, grace: float = 30, signal_number: int = signal.SIGTERM) -> int:
-        """SIGTERM (or the given signal), then the exit code once the process has drained and stopped."""
+    async def terminate(
+        self, grace: float = 30, signal_number: int = signal.SIGTERM, again_at: str | None = None
+    ) -> int:
+        """SIGTERM (or the given signal), sent once more when a line containing `again_at` appears; then the exit
+        code once the process has stopped."""
         assert self.process is not None
         self.process.send_signal(signal_number)
         async with asyncio.timeout(grace):
             reading = True
             while reading:  # keep the output (and the pipe drained) until the process closes it
                 reading = await self._read_line()
+                if again_at is not None and reading and again_at in self.output[-1]:
+                    self.process.send_signal(signal_number)
+                    again_at = None
             return await self.process.wait()
 
     async def __aexit__(
