@@ -6,11 +6,14 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from quart.typing import TestClientProtocol as HttpClient
+from sqlalchemy import make_url
 
 from app import create_app
 from app.settings import Settings
+from app.src.encryption.passwords import Argon2Parameters, hash_password, verify_password
 from app.src.encryption.tokens import TokenKeyRing
 from tests.integration.auth_support import NEW_KEY, OLD_KEY, PASSWORD, User, auth_settings, key_ring_setting, serve
 
@@ -216,3 +219,19 @@ async def test_a_new_password_obeys_the_policy(ada: User) -> None:
     )
     assert weak.status_code == 422
     assert (await weak.get_json())["errors"][0]["pointer"] == "/new_password"
+
+
+async def test_a_hash_made_with_older_parameters_is_redone_at_the_next_sign_in(ada: User, database_uri: str) -> None:
+    weak = hash_password(PASSWORD, Argon2Parameters(memory_kib=1024, iterations=1, lanes=1))
+    connection = await asyncpg.connect(make_url(database_uri).render_as_string(hide_password=False))
+    try:
+        await connection.execute(
+            "INSERT INTO users (email, display_name, password_hash) VALUES ($1, 'Ada', $2)", ada.email, weak
+        )
+        assert (await ada.login()).status_code == 200
+        stored = await connection.fetchval("SELECT password_hash FROM users WHERE email = $1", ada.email)
+    finally:
+        await connection.close()
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert verify_password(PASSWORD, stored)
+    assert (await ada.login()).status_code == 200

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import os
 from dataclasses import dataclass
 
@@ -93,7 +92,3 @@ class PasswordHasher:
 
     def needs_rehash(self, encoded: str) -> bool:
         return _parse(encoded)[0] != self.parameters
-
-
-def constant_time_equal(left: str, right: str) -> bool:
-    return hmac.compare_digest(left.encode(), right.encode())

@@ -40,10 +40,6 @@ class TokenKeyRing:
         self._sealing_kid = keys[0][0]
         self._ciphers = {kid: AESGCM(key) for kid, key in keys}
 
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._ciphers)
-
     def seal(self, purpose: str, payload: Mapping[str, Any]) -> str:
         kid = self._sealing_kid
         nonce = os.urandom(NONCE_BYTES)

@@ -128,11 +128,20 @@ class AuthService:
             raise _invalid_credentials()
         if failures:
             await self._clear_failures(subject)
+        if self._hasher.needs_rehash(user.password_hash):
+            await self._rehash(user.id, request.password)
         if user.totp_enabled:
             expires = int(self._clock()) + self.policy.challenge_seconds
             challenge = self._ring.seal(CHALLENGE, {"uid": user.id, "cid": client_id, "exp": expires})
             return TotpChallenge(challenge=challenge, expires_in=self.policy.challenge_seconds)
         return await self._start_session(user, client_id)
+
+    async def _rehash(self, user_id: int, password: str) -> None:
+        """The hash was made with other Argon2 parameters (older, weaker): redo it now that the password is known."""
+        password_hash = await self._hasher.hash(password)
+        async with self._database.unit_of_work() as uow:
+            await uow.repository(AuthRepository).set_password(user_id, password_hash)
+            await uow.commit()
 
     async def login_with_totp(self, request: TotpLoginRequest, client_id: str) -> TokenPair:
         try:
