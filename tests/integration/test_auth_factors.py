@@ -18,7 +18,7 @@ from app.settings import Settings
 from app.src.encryption.totp import STEP_SECONDS, code_at
 from app.src.resilience.policy import ProviderPolicy
 from simulators.client import SimulatorClient
-from tests.integration.auth_support import PASSWORD, User, auth_settings, serve
+from tests.integration.auth_support import NEW_KEY, OLD_KEY, PASSWORD, User, auth_settings, key_ring_setting, serve
 from tests.support.simulator_fixtures import API_KEY
 
 
@@ -206,3 +206,17 @@ async def test_no_password_token_code_or_secret_reaches_a_log_line(
         for secret_value in secrets_seen:
             if isinstance(secret_value, str) and len(secret_value) >= 6:
                 assert secret_value not in line
+
+
+async def test_a_totp_secret_sealed_with_a_removed_key_refuses_codes_but_not_recovery_codes(
+    settings: Settings,
+) -> None:
+    async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(OLD_KEY)))):
+        user = User(client, f"rotated-{uuid.uuid4().hex[:8]}@example.org")
+        _, secret, codes = await with_totp(user)
+    async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY)))):
+        user.client = client
+        answer = {"challenge": await challenge_of(user), "code": code_at(secret, step_now() + 1)}
+        assert (await user.post("/api/auth/login/totp", None, answer)).status_code == 401
+        recovery = {"challenge": await challenge_of(user), "recovery_code": codes[0]}
+        assert (await user.post("/api/auth/login/totp", None, recovery)).status_code == 200

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ....database import Database
+from ....logs import module_logger
 from ...database.auth_repository import AuthRepository, User, live_session
 from ...encryption import totp
 from ...encryption.opaque import digest, new_recovery_codes, new_refresh_token
@@ -33,6 +34,7 @@ from .models import (
 from .password_policy import password_problem
 
 ACCESS, CHALLENGE, TOTP_SECRET = "access", "login-challenge", "totp-secret"
+_log = module_logger("auth")
 BEARER_CHALLENGE = 'Bearer realm="api", error="invalid_token"'
 
 
@@ -182,7 +184,12 @@ class AuthService:
         """A TOTP code of ±1 step, each step accepted once (the last one used is stored)."""
         if user.totp_secret is None:
             return False
-        secret = str(self._ring.open(TOTP_SECRET, user.totp_secret)["secret"])
+        try:
+            secret = str(self._ring.open(TOTP_SECRET, user.totp_secret)["secret"])
+        except InvalidTokenError:
+            # Sealed with a key no longer in TOKEN_KEYS: no code can be checked; a recovery code still works.
+            _log.error("TOTP secret sealed with a removed key", user_id=user.id)
+            return False
         step = totp.matching_step(secret, code, self._clock())
         return step is not None and await repository.use_totp_step(user.id, step)
 
