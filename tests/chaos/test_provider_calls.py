@@ -31,6 +31,14 @@ CHARGE = {"amount": 500, "currency": "eur", "customer": "cus_chaos"}
 SLOW = {"kind": "latency", "distribution": {"type": "fixed", "ms": 3000}}
 
 
+async def until_received(sim: SimulatorClient, count: int, within: float = 5) -> None:
+    """Until the simulator's journal holds `count` requests: what a call in another task has sent by now is
+    visible only there (polled every 10 ms, for at most `within` seconds)."""
+    async with asyncio.timeout(within):
+        while await sim.journal_count() < count:
+            await asyncio.sleep(0.01)
+
+
 async def journal_times(sim: SimulatorClient, **filters: Any) -> list[float]:
     return [entry["time"] for entry in await sim.journal(**filters)]
 
@@ -189,10 +197,7 @@ async def test_a_cancelled_half_open_trial_hands_its_permit_back(
         hang = await payments_sim.add_fault(route="/v1/charges", action={"kind": "hang", "seconds": 30})
         await asyncio.sleep(0.3)
         trial = asyncio.create_task(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers))
-        for _ in range(200):  # until the trial has reached the provider
-            if await payments_sim.journal_count() == 3:
-                break
-            await asyncio.sleep(0.01)
+        await until_received(payments_sim, 3)  # the trial has reached the provider
         assert client.breaker.state.name == "HALF_OPEN"
         trial.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -231,10 +236,7 @@ async def test_the_bulkhead_fails_fast_beyond_its_limit_when_the_provider_hangs(
             asyncio.create_task(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers))
             for _ in range(2)
         ]
-        for _ in range(200):
-            if await payments_sim.journal_count() == 2:
-                break
-            await asyncio.sleep(0.01)
+        await until_received(payments_sim, 2)
         started = time.monotonic()
         with pytest.raises(ProviderBusyError):
             await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
