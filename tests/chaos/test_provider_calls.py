@@ -35,7 +35,7 @@ async def until_received(sim: SimulatorClient, count: int, within: float = 5) ->
     """Until the simulator's journal holds `count` requests: what a call in another task has sent by now is
     visible only there (polled every 10 ms, for at most `within` seconds)."""
     async with asyncio.timeout(within):
-        while await sim.journal_count() < count:  # noqa: ASYNC110 - the state is in another process
+        while await sim.journal_count() < count:  # noqa: ASYNC110 - the state is in the simulator, not here
             await asyncio.sleep(0.01)
 
 
