@@ -18,7 +18,7 @@ from .metrics import Metrics
 from .middlewares import RequestContextMiddleware, RequestGuards
 from .openapi import SECURITY_SCHEMES, ProblemDocumentingProvider
 from .providers import build_providers
-from .routes.adapter import API_PREFIX, register_blueprints
+from .routes.adapter import GUARDED_PREFIX, OPEN_PREFIX, register_blueprints
 from .schema import head_revision
 from .settings import Settings, load_settings
 from .src.resilience.inbound import ClientRateLimiter, LoadShedder
@@ -55,9 +55,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             max_age=600,
         )
     register_error_handlers(app)
-    guards = RequestGuards(
-        client_id_required_prefix=f"{API_PREFIX}/", client_id_exempt_prefixes=[f"{API_PREFIX}/common/"]
-    )
+    guards = RequestGuards(client_id_required_prefix=GUARDED_PREFIX, client_id_exempt_prefixes=[OPEN_PREFIX])
     app.before_request(guards.check)
     register_blueprints(app)
     metrics = Metrics()
@@ -69,8 +67,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     guards.authenticators.append(
         BearerAuthenticator(
             lambda: app_state(app).require_auth(),
-            protected_prefix=f"{API_PREFIX}/",
-            exempt_prefixes=(f"{API_PREFIX}/common/",),
+            protected_prefix=GUARDED_PREFIX,
+            exempt_prefixes=(OPEN_PREFIX,),
         )
     )
     app.asgi_app = _with_middleware(app.asgi_app, settings, metrics)  # type: ignore[method-assign]
@@ -80,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 def _with_middleware(asgi_app: Any, settings: Settings, metrics: Metrics) -> RequestContextMiddleware:
     """Outermost first: request context (id, access log, metrics), load shedding, per-client rate limits."""
-    exempt = (f"{API_PREFIX}/common/", "/metrics")
+    exempt = (OPEN_PREFIX, "/metrics")
     if settings.client_rate is not None:
         asgi_app = ClientRateLimiter(
             asgi_app,

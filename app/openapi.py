@@ -9,6 +9,7 @@ from quart_schema import OpenAPIProvider
 from werkzeug.routing import Rule
 
 from .authentication import PUBLIC_ATTRIBUTE
+from .routes.adapter import GUARDED_PREFIX, OPEN_PREFIX
 from .src.api.common.models.service import Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -24,13 +25,10 @@ CLIENT_ID = {
 
 
 class ProblemDocumentingProvider(OpenAPIProvider):
-    api_prefix = "/api/"
-    open_prefixes = ("/api/common/",)
-
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         view = self._app.view_functions[rule.endpoint]
-        guarded = rule.rule.startswith(self.api_prefix) and not rule.rule.startswith(self.open_prefixes)
+        guarded = rule.rule.startswith(GUARDED_PREFIX) and not rule.rule.startswith(OPEN_PREFIX)
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for operations in paths.values():
             for operation in operations.values():

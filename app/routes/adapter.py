@@ -7,6 +7,8 @@ from quart import Quart
 from . import auth, billing, catalog, common, metrics
 
 API_PREFIX = "/api"
+GUARDED_PREFIX = f"{API_PREFIX}/"  # these routes need X-Client-Id, and a bearer token unless declared public
+OPEN_PREFIX = f"{API_PREFIX}/common/"  # except these: health, readiness and version answer anyone
 
 
 def register_blueprints(app: Quart) -> None:

@@ -65,11 +65,20 @@ async def test_succeed_then_drop_leaves_the_charge_committed_but_unseen(
     assert await committed(http, payments_sim, headers, "drop-1") == 1
 
 
-async def test_empty_response_is_a_server_disconnect(
-    http: aiohttp.ClientSession, payments_sim: SimulatorClient, headers: dict[str, str]
+@pytest.mark.parametrize(
+    ("kind", "transport_error"),
+    [("empty", aiohttp.ServerDisconnectedError), ("truncated", aiohttp.ClientPayloadError)],
+    ids=["empty response: server disconnected", "truncated body: payload error"],
+)
+async def test_a_connection_fault_is_the_transport_error_a_client_sees(
+    http: aiohttp.ClientSession,
+    payments_sim: SimulatorClient,
+    headers: dict[str, str],
+    kind: str,
+    transport_error: type[Exception],
 ) -> None:
-    async with payments_sim.fault(route="/v1/charges", action={"kind": "empty"}, times=1):
-        with pytest.raises(aiohttp.ServerDisconnectedError):
+    async with payments_sim.fault(route="/v1/charges", action={"kind": kind}, times=1):
+        with pytest.raises(transport_error):
             await charge(http, payments_sim, headers)
 
 
@@ -81,14 +90,6 @@ async def test_malformed_body_is_valid_http_but_not_json(
     assert status == 200
     with pytest.raises(json.JSONDecodeError):
         json.loads(body)
-
-
-async def test_truncated_body_is_a_payload_error(
-    http: aiohttp.ClientSession, payments_sim: SimulatorClient, headers: dict[str, str]
-) -> None:
-    async with payments_sim.fault(route="/v1/charges", action={"kind": "truncated"}, times=1):
-        with pytest.raises(aiohttp.ClientPayloadError):
-            await charge(http, payments_sim, headers)
 
 
 async def test_slow_body_arrives_whole_over_the_given_time(
