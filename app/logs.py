@@ -1,12 +1,17 @@
-"""structlog JSON logs; the standard library's loggers (uvicorn, SQLAlchemy, alembic) render through the same chain."""
+"""JSON log lines: structlog for most, the standard library's loggers (uvicorn, SQLAlchemy, alembic) rendered through
+the same chain, and a direct writer of the same lines for the hot paths (a line per request, per provider attempt)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
+import threading
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, TextIO
+from functools import partial
+from typing import Any, Protocol, TextIO
 
 import orjson
 import structlog
@@ -34,24 +39,41 @@ def _json_line(event: EventDict, **_: Any) -> str:
     return orjson.dumps(event, default=repr, option=orjson.OPT_UTC_Z).decode()
 
 
+def _stamp_and_render(logger: WrappedLogger, method_name: str, event: EventDict) -> str:
+    """The whole JSON chain as one processor: each processor is a call per line, and hot paths log per call."""
+    event = _stamp(logger, method_name, event)
+    if "exc_info" in event:
+        event = structlog.processors.format_exc_info(logger, method_name, event)
+    return _json_line(event)
+
+
 def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
-    shared: list[Processor] = [_stamp]
+    _Configured.sink, _Configured.level, _Configured.json = (
+        _LineSink(stream),
+        logging.getLevelNamesMapping()[level],
+        log_format == "json",
+    )
+    processors: list[Processor] = (
+        [_stamp_and_render]
+        if log_format == "json"
+        else [_stamp, structlog.processors.format_exc_info, structlog.dev.ConsoleRenderer(colors=False)]
+    )
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
     renderer: Processor = (
         structlog.processors.JSONRenderer(serializer=_json_line)
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
-        cache_logger_on_first_use=False,
-    )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, _stamp],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
@@ -76,8 +98,90 @@ def module_logger(name: str) -> Any:
     return _ModuleLogger(name)
 
 
-def get_logger(name: str, **initial: Any) -> structlog.typing.FilteringBoundLogger:
-    """For hot paths: a concrete bound logger, resolved once against the configuration in force now (make it
-    after `configure_logging`, as the app factory does)."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name).bind(logger=name, **initial)
+class LineLogger(Protocol):
+    def debug(self, event: str, **fields: Any) -> Any: ...
+    def info(self, event: str, **fields: Any) -> Any: ...
+    def warning(self, event: str, **fields: Any) -> Any: ...
+    def error(self, event: str, **fields: Any) -> Any: ...
+
+
+_WRITING = threading.Lock()
+_now, _UTC, _dumps = dt.datetime.now, dt.UTC, orjson.dumps
+_LINE_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
+_THRESHOLDS = (("debug", logging.DEBUG), ("info", logging.INFO), ("warning", logging.WARNING), ("error", logging.ERROR))
+
+
+class _LineSink:
+    """Where hot-path lines go: straight to the stream's file descriptor when it has one (no text encoding and no
+    two layers of buffers to flush per line), else through the stream. The standard library's handler flushes
+    after every record, so lines written either way stay in order."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        try:
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.StringIO and other in-memory streams
+            self._fd = None
+
+    def write(self, line: bytes) -> None:
+        if self._fd is None:
+            with _WRITING:
+                self._stream.write(line.decode())
+                self._stream.flush()
+            return
+        try:  # one system call per line: the kernel keeps whole writes apart, so threads need no lock here
+            written = os.write(self._fd, line)
+            while written < len(line):  # a write cut short by a signal
+                written += os.write(self._fd, line[written:])
+        except OSError:
+            return  # the reader is gone or not keeping up (a non-blocking pipe): lose the line, not the request
+
+
+class _Configured:
+    """What `configure_logging` set last, for the hot-path loggers that `get_logger` builds."""
+
+    sink: _LineSink | None = None
+    level = logging.INFO
+    json = True
+
+
+class _JsonLines:
+    """The line structlog would write (the same keys and rendering), made by one orjson call and written by one
+    system call. structlog's own steps (bound-logger wrapper, context copy, processor loop) and the text stream's
+    encoding and flushes cost more than the line itself; this runs per request and per provider attempt."""
+
+    debug: Callable[..., None]
+    info: Callable[..., None]
+    warning: Callable[..., None]
+    error: Callable[..., None]
+
+    def __init__(self, sink: _LineSink, level: int, context: dict[str, Any]) -> None:
+        self._write = sink.write
+        self._context = context
+        for method, threshold in _THRESHOLDS:
+            setattr(self, method, partial(self._line, method) if threshold >= level else _ignore)
+
+    def _line(self, level: str, event: str, **fields: Any) -> None:
+        line: EventDict = self._context | fields  # as in structlog, the call's fields win over the bound ones
+        line["event"] = event
+        line["level"] = level
+        line["timestamp"] = _now(_UTC)
+        request_id = request_id_var.get()
+        if request_id is not None:
+            line.setdefault("request_id", request_id)
+        if "exc_info" in line:
+            line = structlog.processors.format_exc_info(None, level, line)
+        self._write(_dumps(line, default=repr, option=_LINE_OPTIONS))
+
+
+def _ignore(event: str, **fields: Any) -> None:
+    return None
+
+
+def get_logger(name: str, **context: Any) -> LineLogger:
+    """For hot paths: a logger resolved once against the configuration in force now (make it after
+    `configure_logging`, as the app factory does). In JSON it writes without structlog's chain."""
+    if _Configured.json and _Configured.sink is not None:
+        return _JsonLines(_Configured.sink, _Configured.level, {"logger": name, **context})
+    logger: LineLogger = structlog.get_logger(name).bind(logger=name, **context)
     return logger

@@ -110,6 +110,8 @@ class Permit:
     """Recorded exactly once: `succeeded()`, `failed()`, or on leaving the `with` without either (cancellation,
     an error that says nothing of the provider) the trial permit is handed back unrecorded."""
 
+    __slots__ = ("_breaker", "_done", "_trial")
+
     def __init__(self, breaker: CircuitBreaker, trial: bool) -> None:
         self._breaker = breaker
         self._trial = trial

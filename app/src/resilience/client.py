@@ -70,6 +70,7 @@ class ProviderClient:
         self._api_key = api_key
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._session: aiohttp.ClientSession | None = None
+        self._stats = stats = metrics.provider(name)
         self._budget = RetryBudget(policy.budget_ratio, policy.budget_minimum, policy.budget_window)
         self.breaker = CircuitBreaker(
             window=policy.breaker_window,
@@ -77,7 +78,7 @@ class ProviderClient:
             failure_rate=policy.breaker_failure_rate,
             open_seconds=policy.breaker_open_seconds,
             half_open_calls=policy.breaker_half_open_calls,
-            on_transition=lambda previous, current: metrics.transition(name, previous, current),
+            on_transition=stats.transition,
         )
         self._bulkhead = Bulkhead(policy.bulkhead_limit, policy.bulkhead_max_wait)
         self._limiter = (
@@ -85,29 +86,7 @@ class ProviderClient:
             if policy.rate_per_second is not None
             else None
         )
-        self._metrics = metrics
-        self._retries = metrics.retries.labels(name)
-        self._budget_exhausted = metrics.budget_exhausted.labels(name)
-        self._limiter_wait = metrics.limiter_wait.labels(name)
-        self._bulkhead_rejections = metrics.bulkhead_rejections.labels(name)
-        metrics.breaker_state.labels(name).set(0)
-        self._by_outcome: dict[str, tuple[Any, Any]] = {}
-        self._by_result: dict[str, Any] = {}
         self._log = get_logger("provider", provider=name)
-
-    def _outcome_metrics(self, outcome: str) -> tuple[Any, Any]:
-        children = self._by_outcome.get(outcome)
-        if children is None:
-            labels = (self.name, outcome)
-            children = (self._metrics.calls.labels(*labels), self._metrics.latency.labels(*labels))
-            self._by_outcome[outcome] = children
-        return children
-
-    def _attempts(self, result: str) -> Any:
-        child = self._by_result.get(result)
-        if child is None:
-            child = self._by_result[result] = self._metrics.attempts.labels(self.name, result)
-        return child
 
     async def start(self) -> None:
         if self._session is None:
@@ -143,7 +122,7 @@ class ProviderClient:
         """One logical call: a response below 400, or a ProviderError that says what happened."""
         started = time.monotonic()
         deadline_at = started + (self.policy.deadline if deadline is None else deadline)
-        sent_headers = dict(headers or {})
+        sent_headers = dict(headers) if headers else {}
         if (request_id := request_id or request_id_var.get()) is not None:
             sent_headers["X-Request-ID"] = request_id
         if idempotency_key is not None:
@@ -152,39 +131,30 @@ class ProviderClient:
         if json is not None:
             body = orjson.dumps(json)
             sent_headers["Content-Type"] = "application/json"
-        outcome = "success"
+        retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
         self._budget.record_call()
-        try:
-            return await self._call(method, path, body, sent_headers, deadline_at, idempotency_key is not None)
-        except ProviderError as error:
-            outcome = _outcome_of(error)
-            raise
-        finally:
-            calls, latency = self._outcome_metrics(outcome)
-            calls.inc()
-            latency.observe(time.monotonic() - started)
-
-    async def _call(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, keyed: bool
-    ) -> ProviderResponse:
-        retryable = method in IDEMPOTENT_METHODS or keyed
         attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._attempt(method, path, body, headers, deadline_at, attempt)
-                if response.status < 400:
-                    return response
-                if response.status not in self.policy.retry_statuses:
-                    raise ProviderRejectedError(self.name, response.status, response.body, attempts=attempt)
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                raise _AttemptError("status", response, retry_after)
-            except _AttemptError as failure:
-                delay = self._retry_delay(failure, attempt, retryable, deadline_at)
-                if delay is None:
-                    raise self._final(failure, method, attempt, deadline_at) from None
-                self._retries.inc()
-                await asyncio.sleep(delay)
+        try:
+            while True:
+                attempt += 1
+                try:
+                    response = await self._attempt(method, path, body, sent_headers, deadline_at, attempt)
+                    if response.status < 400:
+                        break
+                    if response.status not in self.policy.retry_statuses:
+                        raise ProviderRejectedError(self.name, response.status, response.body, attempts=attempt)
+                    raise _AttemptError("status", response, retry_after_seconds(response.headers.get("Retry-After")))
+                except _AttemptError as failure:
+                    delay = self._retry_delay(failure, attempt, retryable, deadline_at)
+                    if delay is None:
+                        raise self._final(failure, method, attempt) from None
+                    self._stats.retries += 1
+                    await asyncio.sleep(delay)
+        except ProviderError as error:
+            self._stats.call_ended(_outcome_of(error), time.monotonic() - started)
+            raise
+        self._stats.call_ended("success", time.monotonic() - started)
+        return response
 
     def _retry_delay(self, failure: _AttemptError, attempt: int, retryable: bool, deadline_at: float) -> float | None:
         """Seconds to wait before the next attempt, or None: no retry (unsafe, spent, too late, over budget)."""
@@ -196,11 +166,11 @@ class ProviderClient:
         if time.monotonic() + delay >= deadline_at:
             return None
         if not self._budget.try_spend():
-            self._budget_exhausted.inc()
+            self._stats.budget_exhausted += 1
             return None
         return delay
 
-    def _final(self, failure: _AttemptError, method: str, attempts: int, deadline_at: float) -> ProviderError:
+    def _final(self, failure: _AttemptError, method: str, attempts: int) -> ProviderError:
         name = self.name
         if failure.kind == "status":
             assert failure.response is not None  # noqa: S101 - a status failure carries its response
@@ -224,7 +194,11 @@ class ProviderClient:
     async def _attempt(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, attempt: int
     ) -> ProviderResponse:
-        if time.monotonic() >= deadline_at:
+        """One HTTP exchange under the breaker, the limiter and the bulkhead; one log line whatever happens."""
+        if self._session is None:
+            raise RuntimeError(f"the {self.name} client is not started")
+        now = time.monotonic()
+        if now >= deadline_at:
             raise ProviderTimeoutError(self.name, "the deadline passed before the attempt", attempts=attempt - 1)
         try:
             permit = self.breaker.permit()
@@ -236,25 +210,58 @@ class ProviderClient:
                     await self._limiter.acquire()
                 else:
                     await self._wait_for_rate(self._limiter, deadline_at, attempt)
+            if not self._bulkhead.try_enter():
+                await self._wait_for_place(attempt)
+            timeout = aiohttp.ClientTimeout(
+                total=max(0.001, deadline_at - now),
+                sock_connect=self.policy.connect_timeout,
+                sock_read=self.policy.read_timeout,
+            )
+            result = "error"
             try:
-                await self._bulkhead.enter()
-            except BulkheadFullError:
-                self._bulkhead_rejections.inc()
-                raise ProviderBusyError(self.name, "too many calls in flight", attempts=attempt - 1) from None
-            try:
-                response = await self._exchange(method, path, body, headers, deadline_at, attempt)
-            except _AttemptError:
+                async with self._session.request(
+                    method, self.base_url + path, data=body, headers=headers, timeout=timeout
+                ) as answer:
+                    response = ProviderResponse(answer.status, answer.headers, await answer.read(), attempt)
+                result = str(response.status)
+            except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
+                result = "connect_error"
                 permit.failed()
-                raise
+                raise _AttemptError("connect") from error
+            except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+                result = "timeout"
+                permit.failed()
+                raise _AttemptError("timeout") from error
+            except aiohttp.ClientError as error:
+                result = "transport_error"
+                permit.failed()
+                raise _AttemptError("transport") from error
             finally:
                 self._bulkhead.leave()
+                self._stats.attempts[result] += 1
+                self._log.info(
+                    "provider attempt",
+                    method=method,
+                    path=path,
+                    attempt=attempt,
+                    result=result,
+                    duration_ms=round((time.monotonic() - now) * 1000, 2),
+                )
             if response.status >= 500 or response.status == 408:
                 permit.failed()
             else:
                 permit.succeeded()
             return response
 
+    async def _wait_for_place(self, attempt: int) -> None:
+        try:
+            await self._bulkhead.enter()
+        except BulkheadFullError:
+            self._stats.bulkhead_rejections += 1
+            raise ProviderBusyError(self.name, "too many calls in flight", attempts=attempt - 1) from None
+
     async def _wait_for_rate(self, limiter: AsyncLimiter, deadline_at: float, attempt: int) -> None:
+        """A place in the outbound rate, waiting at most until the deadline."""
         waited_from = time.monotonic()
         try:
             async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline_at - waited_from):
@@ -264,46 +271,7 @@ class ProviderClient:
                 self.name, "the outbound rate is spent until the deadline", attempts=attempt - 1
             ) from None
         finally:
-            self._limiter_wait.observe(time.monotonic() - waited_from)
-
-    async def _exchange(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, attempt: int
-    ) -> ProviderResponse:
-        if self._session is None:
-            raise RuntimeError(f"the {self.name} client is not started")
-        timeout = aiohttp.ClientTimeout(
-            total=max(0.001, deadline_at - time.monotonic()),
-            sock_connect=self.policy.connect_timeout,
-            sock_read=self.policy.read_timeout,
-        )
-        started = time.monotonic()
-        result: str = "error"
-        try:
-            async with self._session.request(
-                method, self.base_url + path, data=body, headers=headers, timeout=timeout
-            ) as response:
-                payload = await response.read()
-                result = str(response.status)
-                return ProviderResponse(response.status, response.headers, payload, attempt)
-        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
-            result = "connect_error"
-            raise _AttemptError("connect") from error
-        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
-            result = "timeout"
-            raise _AttemptError("timeout") from error
-        except aiohttp.ClientError as error:
-            result = "transport_error"
-            raise _AttemptError("transport") from error
-        finally:
-            self._attempts(result).inc()
-            self._log.info(
-                "provider attempt",
-                method=method,
-                path=path,
-                attempt=attempt,
-                result=result,
-                duration_ms=round((time.monotonic() - started) * 1000, 2),
-            )
+            self._stats.limiter_wait.observe(time.monotonic() - waited_from)
 
 
 def _outcome_of(error: ProviderError) -> str:

@@ -1,48 +1,147 @@
 """Provider call metrics: calls, attempts, retries, budget exhaustion, breaker state and transitions, limiter
-waits, bulkhead rejections and latency, by provider."""
+waits, bulkhead rejections and latency, by provider.
+
+The numbers are plain counters on each provider's `ProviderStats`, bumped on the event loop and turned into
+metric families only when scraped. A prometheus_client child takes a lock and a chain of calls per update
+(about 0.5 µs for a counter, 1 µs for a histogram in a quiet loop, several times that between aiohttp's calls);
+a provider call makes three or more updates, which was a large share of the policy's own cost.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from .breaker import BreakerState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class ProviderMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.calls = Counter("provider_calls_total", "Logical provider calls by outcome", ("provider", "outcome"),
-                             registry=registry)  # fmt: skip
-        self.attempts = Counter("provider_attempts_total", "HTTP attempts by result", ("provider", "result"),
-                                registry=registry)  # fmt: skip
-        self.retries = Counter("provider_retries_total", "Retries made", ("provider",), registry=registry)
-        self.budget_exhausted = Counter(
-            "provider_retry_budget_exhausted_total", "Retries refused by the retry budget", ("provider",),
-            registry=registry,
-        )  # fmt: skip
-        self.breaker_state = Gauge(
-            "provider_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ("provider",), registry=registry
-        )
-        self.breaker_transitions = Counter(
-            "provider_breaker_transitions_total",
-            "Circuit breaker state changes",
-            ("provider", "from_state", "to_state"),
-            registry=registry,
-        )
-        self.limiter_wait = Histogram(
-            "provider_limiter_wait_seconds", "Time waited for the outbound rate limiter", ("provider",),
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.bulkhead_rejections = Counter(
-            "provider_bulkhead_rejections_total", "Calls refused because the bulkhead was full", ("provider",),
-            registry=registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "provider_call_duration_seconds", "Logical call duration, all attempts and waits", ("provider", "outcome"),
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
+class Histogram:
+    """Counts per bucket (a value lands in the first bucket whose bound is >= it) and their sum."""
 
-    def transition(self, provider: str, previous: BreakerState, current: BreakerState) -> None:
-        self.breaker_state.labels(provider).set(current.value)
-        self.breaker_transitions.labels(provider, previous.name.lower(), current.name.lower()).inc()
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def cumulative_buckets(self) -> list[tuple[str, float]]:
+        bounds = [*map(str, LATENCY_BUCKETS), "+Inf"]
+        running = 0
+        buckets: list[tuple[str, float]] = []
+        for bound, count in zip(bounds, self.counts, strict=True):
+            running += count
+            buckets.append((bound, running))
+        return buckets
+
+
+class ProviderStats:
+    """One provider's numbers. Updated from the event loop only (where the client runs and /metrics is served)."""
+
+    __slots__ = (
+        "attempts",
+        "breaker_state",
+        "budget_exhausted",
+        "bulkhead_rejections",
+        "calls",
+        "latency",
+        "limiter_wait",
+        "retries",
+        "transitions",
+    )
+
+    def __init__(self) -> None:
+        self.calls: defaultdict[str, int] = defaultdict(int)  # by outcome
+        self.latency: defaultdict[str, Histogram] = defaultdict(Histogram)  # by outcome
+        self.attempts: defaultdict[str, int] = defaultdict(int)  # by result: the status, or what went wrong
+        self.retries = 0
+        self.budget_exhausted = 0
+        self.bulkhead_rejections = 0
+        self.limiter_wait = Histogram()
+        self.breaker_state = BreakerState.CLOSED
+        self.transitions: defaultdict[tuple[str, str], int] = defaultdict(int)
+
+    def call_ended(self, outcome: str, seconds: float) -> None:
+        self.calls[outcome] += 1
+        self.latency[outcome].observe(seconds)
+
+    def transition(self, previous: BreakerState, current: BreakerState) -> None:
+        self.breaker_state = current
+        self.transitions[previous.name.lower(), current.name.lower()] += 1
+
+
+class ProviderMetrics(Collector):
+    """Every provider's `ProviderStats`, exported from one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._providers: dict[str, ProviderStats] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def provider(self, name: str) -> ProviderStats:
+        stats = self._providers.get(name)
+        if stats is None:
+            stats = self._providers[name] = ProviderStats()
+        return stats
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families({}))
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._families(self._providers))
+
+    @staticmethod
+    def _families(providers: dict[str, ProviderStats]) -> Iterator[Metric]:
+        by_provider = ["provider"]
+        calls = CounterMetricFamily(
+            "provider_calls", "Logical provider calls by outcome", labels=[*by_provider, "outcome"]
+        )
+        latency = HistogramMetricFamily(
+            "provider_call_duration_seconds",
+            "Logical call duration, all attempts and waits",
+            labels=[*by_provider, "outcome"],
+        )
+        attempts = CounterMetricFamily("provider_attempts", "HTTP attempts by result", labels=[*by_provider, "result"])
+        retries = CounterMetricFamily("provider_retries", "Retries made", labels=by_provider)
+        exhausted = CounterMetricFamily(
+            "provider_retry_budget_exhausted", "Retries refused by the retry budget", labels=by_provider
+        )
+        state = GaugeMetricFamily(
+            "provider_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=by_provider
+        )
+        transitions = CounterMetricFamily(
+            "provider_breaker_transitions",
+            "Circuit breaker state changes",
+            labels=[*by_provider, "from_state", "to_state"],
+        )
+        limiter_wait = HistogramMetricFamily(
+            "provider_limiter_wait_seconds", "Time waited for the outbound rate limiter", labels=by_provider
+        )
+        rejections = CounterMetricFamily(
+            "provider_bulkhead_rejections", "Calls refused because the bulkhead was full", labels=by_provider
+        )
+        for name, stats in providers.items():
+            for outcome, count in stats.calls.items():
+                calls.add_metric([name, outcome], count)
+            for outcome, histogram in stats.latency.items():
+                latency.add_metric([name, outcome], histogram.cumulative_buckets(), histogram.total)
+            for result, count in stats.attempts.items():
+                attempts.add_metric([name, result], count)
+            retries.add_metric([name], stats.retries)
+            exhausted.add_metric([name], stats.budget_exhausted)
+            state.add_metric([name], stats.breaker_state.value)
+            for (previous, current), count in stats.transitions.items():
+                transitions.add_metric([name, previous, current], count)
+            limiter_wait.add_metric([name], stats.limiter_wait.cumulative_buckets(), stats.limiter_wait.total)
+            rejections.add_metric([name], stats.bulkhead_rejections)
+        yield from (calls, latency, attempts, retries, exhausted, state, transitions, limiter_wait, rejections)

@@ -80,3 +80,65 @@ async def test_bulkhead_fails_fast_when_full_and_frees_places() -> None:
     await asyncio.gather(*holders)
     async with bulkhead.place():
         assert bulkhead.in_flight == 1
+
+
+@pytest.mark.requirement("NFR-2")
+def test_retry_budget_forgets_calls_as_the_window_rolls_past_them() -> None:
+    clock = Clock()
+    budget = RetryBudget(ratio=0.5, minimum=0, window=10, clock=clock)
+    for _ in range(10):
+        budget.record_call()
+    clock.now = 5
+    for _ in range(10):
+        budget.record_call()
+    clock.now = 10.5  # the first ten left the window, the last ten are still in it
+    assert sum(budget.try_spend() for _ in range(20)) == 5
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_bulkhead_hands_a_freed_place_to_the_first_waiter() -> None:
+    bulkhead = Bulkhead(limit=1, max_wait=5)
+    assert bulkhead.try_enter()
+    order: list[str] = []
+
+    async def wait(name: str) -> None:
+        await bulkhead.enter()
+        order.append(name)
+
+    waiters = [asyncio.create_task(wait(name)) for name in ("first", "second")]
+    await asyncio.sleep(0)
+    assert not bulkhead.try_enter()  # a place that frees up goes to the queue, not to a newcomer
+    bulkhead.leave()
+    await asyncio.sleep(0)
+    assert (order, bulkhead.in_flight) == (["first"], 1)
+    bulkhead.leave()
+    await asyncio.gather(*waiters)
+    assert (order, bulkhead.in_flight) == (["first", "second"], 1)
+    bulkhead.leave()
+    assert bulkhead.in_flight == 0
+
+
+async def test_a_waiter_cancelled_as_its_place_arrives_passes_the_place_on() -> None:
+    bulkhead = Bulkhead(limit=1, max_wait=5)
+    assert bulkhead.try_enter()
+    cancelled = asyncio.create_task(bulkhead.enter())
+    await asyncio.sleep(0)
+    bulkhead.leave()  # hands the place to the waiter...
+    cancelled.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert bulkhead.in_flight == 0
+    assert bulkhead.try_enter()
+
+
+async def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    bulkhead = Bulkhead(limit=1, max_wait=5)
+    assert bulkhead.try_enter()
+    cancelled = asyncio.create_task(bulkhead.enter())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    bulkhead.leave()
+    assert bulkhead.in_flight == 0
+    assert bulkhead.try_enter()  # nobody is queued any more

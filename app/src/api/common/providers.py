@@ -12,8 +12,10 @@ from typing import Any
 import orjson
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProviderResponse:
+    """Read-only by convention (not frozen: a frozen dataclass costs twice as much to make, once per attempt)."""
+
     status: int
     headers: Mapping[str, str]  # case-insensitive
     body: bytes

@@ -1,0 +1,91 @@
+"""The hot-path logger writes the line structlog would, honours the level, and never fails its caller."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from app.logs import configure_logging, get_logger, request_id_var
+
+
+@pytest.fixture(autouse=True)
+def _standard_output_again() -> Iterator[None]:
+    """Each test points the loggers at a stream it then closes: point them back at standard output."""
+    yield
+    configure_logging("INFO", "json", stream=sys.stdout)
+
+
+def lines_of(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.requirement("NFR-6")
+def test_a_hot_path_line_has_the_keys_and_values_of_a_structlog_line() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    token = request_id_var.set("req-lines")
+    try:
+        get_logger("provider", provider="payments").info("provider attempt", attempt=2, result="503", ms=1.5)
+        structlog.get_logger().bind(logger="provider", provider="payments").info(
+            "provider attempt", attempt=2, result="503", ms=1.5
+        )
+    finally:
+        request_id_var.reset(token)
+    hot, reference = lines_of(stream.getvalue())
+    assert hot.pop("timestamp").endswith("Z")
+    reference.pop("timestamp")
+    assert hot == reference
+    assert hot == {"logger": "provider", "provider": "payments", "attempt": 2, "result": "503", "ms": 1.5,
+                   "event": "provider attempt", "level": "info", "request_id": "req-lines"}  # fmt: skip
+
+
+def test_lines_below_the_configured_level_are_not_written() -> None:
+    stream = io.StringIO()
+    configure_logging("WARNING", "json", stream=stream)
+    log = get_logger("access")
+    log.debug("quiet")
+    log.info("quiet")
+    log.warning("heard", status=503)
+    log.error("heard", status=500)
+    assert [(line["level"], line["event"]) for line in lines_of(stream.getvalue())] == [
+        ("warning", "heard"),
+        ("error", "heard"),
+    ]
+
+
+def test_the_fields_of_the_call_win_over_the_bound_ones_and_errors_are_formatted() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    try:
+        raise ValueError("boom")
+    except ValueError as error:
+        get_logger("provider", provider="bound").error("failed", provider="called", exc_info=error)
+    (line,) = lines_of(stream.getvalue())
+    assert line["provider"] == "called"
+    assert "ValueError: boom" in line["exception"]
+
+
+def test_a_stream_with_a_file_descriptor_gets_whole_lines_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    with path.open("w") as stream:
+        configure_logging("INFO", "json", stream=stream)
+        log = get_logger("access")
+        for index in range(100):
+            log.info("request", index=index, padding="x" * index)
+    assert [line["index"] for line in lines_of(path.read_text())] == list(range(100))
+
+
+def test_a_reader_that_went_away_loses_the_line_not_the_call() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w") as stream:
+        configure_logging("INFO", "json", stream=stream)
+        get_logger("access").info("request", status=200)  # EPIPE (Python ignores SIGPIPE): dropped
