@@ -71,6 +71,20 @@ async def test_the_deadline_bounds_the_whole_call_with_its_retries(
 
 
 @pytest.mark.requirement("NFR-2")
+async def test_the_deadline_also_covers_the_wait_for_the_outbound_rate(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    async with provider(rate_per_second=1, rate_burst=1, deadline=1.5, read_timeout=5, max_attempts=1) as client:
+        await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)  # spends the rate for 1 s
+        await payments_sim.add_fault(route="/v1/charges", method="GET", action=SLOW)
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeoutError):
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    elapsed = time.monotonic() - started
+    assert 1.4 <= elapsed < 1.9  # about 1 s waiting for the rate, then the rest of the 1.5 s deadline
+
+
+@pytest.mark.requirement("NFR-2")
 async def test_two_503s_then_success_is_a_success_after_three_attempts_spaced_by_the_backoff(
     provider: ClientFactory, payments_sim: SimulatorClient
 ) -> None:

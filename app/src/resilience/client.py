@@ -212,8 +212,9 @@ class ProviderClient:
                     await self._wait_for_rate(self._limiter, deadline_at, attempt)
             if not self._bulkhead.try_enter():
                 await self._wait_for_place(attempt)
+            sent_at = time.monotonic()  # after any wait for the rate or a place, which the deadline also covers
             timeout = aiohttp.ClientTimeout(
-                total=max(0.001, deadline_at - now),
+                total=max(0.001, deadline_at - sent_at),
                 sock_connect=self.policy.connect_timeout,
                 sock_read=self.policy.read_timeout,
             )
@@ -245,7 +246,7 @@ class ProviderClient:
                     path=path,
                     attempt=attempt,
                     result=result,
-                    duration_ms=round((time.monotonic() - now) * 1000, 2),
+                    duration_ms=round((time.monotonic() - sent_at) * 1000, 2),
                 )
             if response.status >= 500 or response.status == 408:
                 permit.failed()
