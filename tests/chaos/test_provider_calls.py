@@ -71,6 +71,21 @@ async def test_the_deadline_bounds_the_whole_call_with_its_retries(
 
 
 @pytest.mark.requirement("NFR-2")
+async def test_a_deadline_over_five_seconds_is_not_rounded_up_to_a_whole_second(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    slower = {"kind": "latency", "distribution": {"type": "fixed", "ms": 7000}}
+    await payments_sim.add_fault(route="/v1/charges", method="GET", action=slower)
+    loop = asyncio.get_running_loop()
+    async with provider(read_timeout=20, deadline=5.5, max_attempts=1) as client:
+        await asyncio.sleep(1.1 - loop.time() % 1)  # start just past a whole second: rounding would add ~0.4 s
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeoutError):
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    assert 5.5 <= time.monotonic() - started < 5.8
+
+
+@pytest.mark.requirement("NFR-2")
 async def test_the_deadline_also_covers_the_wait_for_the_outbound_rate(
     provider: ClientFactory, payments_sim: SimulatorClient
 ) -> None:

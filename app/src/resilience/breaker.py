@@ -107,8 +107,8 @@ class CircuitBreaker:
 
 
 class Permit:
-    """Recorded exactly once: `succeeded()`, `failed()`, or on leaving the `with` without either (cancellation,
-    an error that says nothing of the provider) the trial permit is handed back unrecorded."""
+    """Recorded exactly once: `succeeded()`, `failed()` (or `record(failed)`), or on leaving the `with` without
+    any (cancellation, an error that says nothing of the provider) the trial permit is handed back unrecorded."""
 
     __slots__ = ("_breaker", "_done", "_trial")
 
@@ -118,12 +118,12 @@ class Permit:
         self._done = False
 
     def succeeded(self) -> None:
-        self._finish(failed=False)
+        self.record(failed=False)
 
     def failed(self) -> None:
-        self._finish(failed=True)
+        self.record(failed=True)
 
-    def _finish(self, failed: bool) -> None:
+    def record(self, failed: bool) -> None:
         if not self._done:
             self._done = True
             self._breaker._record(failed, self._trial)

@@ -28,13 +28,19 @@ class RetryBudget:
         """The index of the current slot, after clearing the slots that the window has left behind."""
         slot = int(self._clock() / self._slot_seconds)
         if slot != self._slot:
-            for passed in range(max(self._slot + 1, slot - SLOTS + 1), slot + 1):
-                self._calls[passed % SLOTS] = self._retries[passed % SLOTS] = 0
-            self._slot = slot
+            self._roll_to(slot)
         return slot % SLOTS
 
+    def _roll_to(self, slot: int) -> None:
+        for passed in range(max(self._slot + 1, slot - SLOTS + 1), slot + 1):
+            self._calls[passed % SLOTS] = self._retries[passed % SLOTS] = 0
+        self._slot = slot
+
     def record_call(self) -> None:
-        self._calls[self._index()] += 1
+        slot = int(self._clock() / self._slot_seconds)  # `_index()` inlined: this runs on every call
+        if slot != self._slot:
+            self._roll_to(slot)
+        self._calls[slot % SLOTS] += 1
 
     def try_spend(self) -> bool:
         """Whether one more retry fits the budget now; if it does, it is counted."""

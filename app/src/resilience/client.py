@@ -8,6 +8,7 @@ wait, then fail fast) -> the HTTP exchange under connect/read timeouts and the r
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ from .metrics import ProviderMetrics
 from .policy import ProviderPolicy
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# aiohttp rounds timeouts over 5 s up to the next whole second (to share timers): a 10 s deadline could end 1 s
+# late. Timeouts longer than this are rounded, so none is.
+EXACT = math.inf
 
 
 @dataclass(slots=True)
@@ -90,7 +94,7 @@ class ProviderClient:
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.policy.bulkhead_limit)
+            connector = aiohttp.TCPConnector(limit=self.policy.bulkhead_limit, timeout_ceil_threshold=EXACT)
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             self._session = aiohttp.ClientSession(connector=connector, headers=headers)
 
@@ -217,6 +221,7 @@ class ProviderClient:
                 total=max(0.001, deadline_at - sent_at),
                 sock_connect=self.policy.connect_timeout,
                 sock_read=self.policy.read_timeout,
+                ceil_threshold=EXACT,
             )
             result = "error"
             try:
@@ -248,10 +253,7 @@ class ProviderClient:
                     result=result,
                     duration_ms=round((time.monotonic() - sent_at) * 1000, 2),
                 )
-            if response.status >= 500 or response.status == 408:
-                permit.failed()
-            else:
-                permit.succeeded()
+            permit.record(failed=response.status >= 500 or response.status == 408)
             return response
 
     async def _wait_for_place(self, attempt: int) -> None:
