@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -58,8 +59,8 @@ async def _run(database_uri: str, seconds: int, connections: int, log: TextIO) -
         login_failures_per_hour=1_000_000,
         listen_port=port,
     )
-    app = create_app(settings)
-    configure_logging("INFO", "json", stream=log)  # every access line formatted and written, as in service
+    with contextlib.redirect_stdout(log):  # every access line formatted and written, as in service, to /dev/null
+        app = create_app(settings)
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_config=None))
     serving = asyncio.create_task(server.serve())
     await server.listening.wait()
