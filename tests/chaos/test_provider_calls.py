@@ -308,3 +308,21 @@ async def test_provider_calls_carry_the_request_id_and_are_counted_in_metrics(
     assert 'provider_attempts_total{provider="payments",result="200"} 1.0' in exposition
     assert 'provider_retries_total{provider="payments"} 1.0' in exposition
     assert 'provider_breaker_state{provider="payments"} 0.0' in exposition
+
+
+@pytest.mark.requirement("NFR-6")
+async def test_a_call_its_caller_cancels_is_counted_as_cancelled(payments_sim: SimulatorClient) -> None:
+    registry = CollectorRegistry()
+    await payments_sim.add_fault(route="/v1/charges", action={"kind": "hang", "seconds": 30})
+    async with ProviderClient(
+        "payments", payments_sim.base_url, ProviderPolicy(), ProviderMetrics(registry), api_key=API_KEY
+    ) as client:
+        call = asyncio.create_task(client.request("GET", "/v1/charges", headers=payments_sim.scope_headers))
+        await until_received(payments_sim, 1)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    exposition = generate_latest(registry).decode()
+    assert 'provider_calls_total{outcome="cancelled",provider="payments"} 1.0' in exposition
+    assert 'provider_calls_total{outcome="success"' not in exposition
+    assert 'provider_attempts_total{provider="payments",result="error"} 1.0' in exposition

@@ -157,6 +157,9 @@ class ProviderClient:
         except ProviderError as error:
             self._stats.call_ended(_outcome_of(error), time.monotonic() - started)
             raise
+        except asyncio.CancelledError:
+            self._stats.call_ended("cancelled", time.monotonic() - started)
+            raise
         self._stats.call_ended("success", time.monotonic() - started)
         return response
 
