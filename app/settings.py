@@ -23,6 +23,13 @@ TOKEN_KEY_BYTES = 32
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: a container's cpuset or `taskset`, where `os.cpu_count()` gives the host's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """Every setting is read from the environment variable of the same name, upper-cased."""
 
@@ -57,7 +64,7 @@ class Settings(BaseSettings):
     login_failures_per_hour: int = Field(default=100, ge=1)
     login_failures_per_burst: int = Field(default=10, ge=1)
     login_burst_seconds: int = Field(default=300, ge=1)
-    password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    password_hash_concurrency: int = Field(default_factory=usable_cpus, ge=1)
     totp_issuer: str = "Proving Ground"
     inbound_concurrency: int = Field(default=256, ge=1)
     inbound_max_wait: float = Field(default=0.1, ge=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,15 @@ def test_the_per_client_rate_limit_can_be_turned_off(monkeypatch: pytest.MonkeyP
     assert load_settings().client_rate is None
     monkeypatch.setenv("CLIENT_RATE", "12.5")
     assert load_settings().client_rate == 12.5
+
+
+def test_password_hashing_defaults_to_the_cpus_the_process_may_use_not_the_hosts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PASSWORD_HASH_CONCURRENCY", raising=False)
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # this thread only, as taskset or a cpuset would pin the process
+    try:
+        assert Settings(profile="test").password_hash_concurrency == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
