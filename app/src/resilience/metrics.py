@@ -9,40 +9,18 @@ a provider call makes three or more updates, which was a large share of the poli
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..utils.histogram import Histogram
 from .breaker import BreakerState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class Histogram:
-    """Counts per bucket (a value lands in the first bucket whose bound is >= it) and their sum."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
-
-    def cumulative_buckets(self) -> list[tuple[str, float]]:
-        bounds = [*map(str, LATENCY_BUCKETS), "+Inf"]
-        running = 0
-        buckets: list[tuple[str, float]] = []
-        for bound, count in zip(bounds, self.counts, strict=True):
-            running += count
-            buckets.append((bound, running))
-        return buckets
 
 
 class ProviderStats:
@@ -62,12 +40,12 @@ class ProviderStats:
 
     def __init__(self) -> None:
         self.calls: defaultdict[str, int] = defaultdict(int)  # by outcome
-        self.latency: defaultdict[str, Histogram] = defaultdict(Histogram)  # by outcome
+        self.latency: defaultdict[str, Histogram] = defaultdict(partial(Histogram, LATENCY_BUCKETS))  # by outcome
         self.attempts: defaultdict[str, int] = defaultdict(int)  # by result: the status, or what went wrong
         self.retries = 0
         self.budget_exhausted = 0
         self.bulkhead_rejections = 0
-        self.limiter_wait = Histogram()
+        self.limiter_wait = Histogram(LATENCY_BUCKETS)
         self.breaker_state = BreakerState.CLOSED
         self.transitions: defaultdict[tuple[str, str], int] = defaultdict(int)
 
