@@ -110,7 +110,6 @@ class LineLogger(Protocol):
 
 
 _WRITING = threading.Lock()
-_time, _dumps = time.time, orjson.dumps
 _LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE
 _THRESHOLDS = (("debug", logging.DEBUG), ("info", logging.INFO), ("warning", logging.WARNING), ("error", logging.ERROR))
 
@@ -169,13 +168,13 @@ class _JsonLines:
         line: EventDict = self._context | fields  # as in structlog, the call's fields win over the bound ones
         line["event"] = event
         line["level"] = level
-        line["timestamp"] = _time()
+        line["timestamp"] = time.time()
         request_id = request_id_var.get()
         if request_id is not None:
             line.setdefault("request_id", request_id)
         if "exc_info" in line:
             line = structlog.processors.format_exc_info(None, level, line)
-        self._write(_dumps(line, default=repr, option=_LINE_OPTIONS))
+        self._write(orjson.dumps(line, default=repr, option=_LINE_OPTIONS))
 
 
 def _ignore(event: str, **fields: Any) -> None:

@@ -2,7 +2,11 @@
 never earlier than Retry-After, behind a circuit breaker, an outbound rate limiter and a bulkhead.
 
 Per attempt, in order: breaker permit -> rate limiter (waits at most until the deadline) -> bulkhead (a short
-wait, then fail fast) -> the HTTP exchange under connect/read timeouts and the remaining deadline.
+wait, then fail fast) -> the HTTP exchange under connect/read timeouts and the remaining deadline -> one log
+line and the attempt's count. Per call: the outcome and its duration.
+
+This path runs once per provider call, so it is kept short: `make bench-resilience` measures what it adds to a
+raw aiohttp call (about 8% of the call's time and a fifth of its client CPU, the log line the largest part).
 """
 
 from __future__ import annotations
