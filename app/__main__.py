@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 from pydantic import SecretStr, ValidationError
 
@@ -83,6 +84,13 @@ def keys(settings: Settings, action: str) -> None:
 COMMANDS = {"serve": serve, "dev": dev, "migrate": migrate}
 
 
+def readable_in_a_terminal(settings: Settings, command: str, stdout: TextIO) -> Settings:
+    """`make run` in a terminal is read by a person: console lines unless LOG_FORMAT says otherwise."""
+    if command == "dev" and "log_format" not in settings.model_fields_set and stdout.isatty():
+        return settings.model_copy(update={"log_format": "console"})
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Proving Ground service")
     parser.add_argument(
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "keys":
         keys(settings, arguments.action)
         return 0
+    settings = readable_in_a_terminal(settings, arguments.command, sys.stdout)
     configure_logging(settings.log_level, settings.log_format)
     try:
         COMMANDS[arguments.command](settings)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from app.__main__ import readable_in_a_terminal
 from app.settings import Settings, load_settings, parse_token_keys
 
 KEY = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
@@ -141,3 +143,29 @@ def test_password_hashing_defaults_to_the_cpus_the_process_may_use_not_the_hosts
         assert Settings(profile="test").password_hash_concurrency == 1
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+@pytest.mark.parametrize(
+    ("command", "terminal", "log_format_set", "expected"),
+    [
+        ("dev", True, False, "console"),
+        ("dev", False, False, "json"),
+        ("dev", True, True, "json"),
+        ("serve", True, False, "json"),
+    ],
+    ids=["make run in a terminal", "make run piped", "LOG_FORMAT=json", "serve"],
+)
+def test_make_run_in_a_terminal_logs_for_people(
+    monkeypatch: pytest.MonkeyPatch, command: str, terminal: bool, log_format_set: bool, expected: str
+) -> None:
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    if log_format_set:
+        monkeypatch.setenv("LOG_FORMAT", "json")
+    primary, secondary = os.openpty()
+    try:
+        with os.fdopen(os.dup(secondary), "w") if terminal else io.StringIO() as stdout:
+            settings = readable_in_a_terminal(load_settings(profile="dev"), command, stdout)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert settings.log_format == expected
