@@ -59,11 +59,11 @@ def simulated_providers(settings: Settings) -> Iterator[Settings]:
     wanted = [name for name in PROVIDERS if getattr(settings, f"{name}_url") is None]
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        for name in wanted:
-            port = ports[name]
-            process = subprocess.Popen([sys.executable, "-m", "simulators", name, "--port", str(port)])  # noqa: S603
-            processes.append(process)
-            _wait_until_listening(process, name, port)
+        for name in wanted:  # all at once: each spends most of its start-up importing
+            command = [sys.executable, "-m", "simulators", name, "--port", str(ports[name])]
+            processes.append(subprocess.Popen(command))  # noqa: S603 - our own interpreter and module
+        for name, process in zip(wanted, processes, strict=True):
+            _wait_until_listening(process, name, ports[name])
         updates: dict[str, object] = {}
         for name in wanted:
             updates[f"{name}_url"] = f"http://127.0.0.1:{ports[name]}"
