@@ -31,7 +31,6 @@ class ProviderStats:
         "breaker_state",
         "budget_exhausted",
         "bulkhead_rejections",
-        "calls",
         "latency",
         "limiter_wait",
         "retries",
@@ -39,8 +38,8 @@ class ProviderStats:
     )
 
     def __init__(self) -> None:
-        self.calls: defaultdict[str, int] = defaultdict(int)  # by outcome
-        self.latency: defaultdict[str, Histogram] = defaultdict(partial(Histogram, LATENCY_BUCKETS))  # by outcome
+        # by outcome: how long calls took, and so how many there were
+        self.latency: defaultdict[str, Histogram] = defaultdict(partial(Histogram, LATENCY_BUCKETS))
         self.attempts: defaultdict[str, int] = defaultdict(int)  # by result: the status, or what went wrong
         self.retries = 0
         self.budget_exhausted = 0
@@ -50,7 +49,6 @@ class ProviderStats:
         self.transitions: defaultdict[tuple[str, str], int] = defaultdict(int)
 
     def call_ended(self, outcome: str, seconds: float) -> None:
-        self.calls[outcome] += 1
         self.latency[outcome].observe(seconds)
 
     def transition(self, previous: BreakerState, current: BreakerState) -> None:
@@ -109,9 +107,8 @@ class ProviderMetrics(Collector):
             "provider_bulkhead_rejections", "Calls refused because the bulkhead was full", labels=by_provider
         )
         for name, stats in providers.items():
-            for outcome, count in stats.calls.items():
-                calls.add_metric([name, outcome], count)
             for outcome, histogram in stats.latency.items():
+                calls.add_metric([name, outcome], sum(histogram.counts))
                 latency.add_metric([name, outcome], histogram.cumulative_buckets(), histogram.total)
             for result, count in stats.attempts.items():
                 attempts.add_metric([name, result], count)
