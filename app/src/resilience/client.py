@@ -131,7 +131,8 @@ class ProviderClient:
         started = time.monotonic()
         deadline_at = started + (self.policy.deadline if deadline is None else deadline)
         sent_headers = dict(headers) if headers else {}
-        if (request_id := request_id or request_id_var.get()) is not None:
+        in_context = request_id_var.get()
+        if (request_id := request_id or in_context) is not None:
             sent_headers["X-Request-ID"] = request_id
         if idempotency_key is not None:
             sent_headers["Idempotency-Key"] = idempotency_key
@@ -142,6 +143,8 @@ class ProviderClient:
         retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
         self._budget.record_call()
         attempt = 0
+        # A request id given here (a job acting for a request) goes on the attempt lines too, as the context's would.
+        replaced = request_id_var.set(request_id) if request_id != in_context else None
         try:
             while True:
                 attempt += 1
@@ -164,6 +167,9 @@ class ProviderClient:
         except asyncio.CancelledError:
             self._stats.call_ended("cancelled", time.monotonic() - started)
             raise
+        finally:
+            if replaced is not None:
+                request_id_var.reset(replaced)
         self._stats.call_ended("success", time.monotonic() - started)
         return response
 
