@@ -132,6 +132,8 @@ class _LineSink:
                 self._stream.write(line.decode())
                 self._stream.flush()
             return
+        if self._stream.closed:
+            return  # its descriptor may already belong to another file
         try:  # one system call per line: the kernel keeps whole writes apart, so threads need no lock here
             written = os.write(self._fd, line)
             while written < len(line):  # a write cut short by a signal

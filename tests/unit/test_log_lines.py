@@ -98,3 +98,16 @@ def test_a_reader_that_went_away_loses_the_line_not_the_call() -> None:
     with os.fdopen(write_end, "w") as stream:
         configure_logging("INFO", "json", stream=stream)
         get_logger("access").info("request", status=200)  # EPIPE (Python ignores SIGPIPE): dropped
+
+
+def test_a_closed_stream_gets_nothing_even_when_its_descriptor_is_reused(tmp_path: Path) -> None:
+    stream = (tmp_path / "closed.jsonl").open("w")
+    configure_logging("INFO", "json", stream=stream)
+    log = get_logger("access")
+    descriptor = stream.fileno()
+    stream.close()
+    with (tmp_path / "other.txt").open("w") as other:
+        reused = other.fileno() == descriptor
+        log.info("request", status=200)
+    assert (tmp_path / "other.txt").read_text() == ""
+    assert reused  # the hazard was real: the new file had the logger's old descriptor
