@@ -160,6 +160,23 @@ async def test_a_400_is_not_retried(provider: ClientFactory, payments_sim: Simul
 
 
 @pytest.mark.requirement("NFR-2")
+async def test_the_retried_methods_and_failures_are_the_policys(
+    provider: ClientFactory, payments_sim: SimulatorClient
+) -> None:
+    await payments_sim.add_fault(route="/v1/charges", method="GET", status=503, times=1)
+    async with provider(retry_methods=["HEAD"], backoff_base=0.01) as client:
+        with pytest.raises(ProviderUnavailableError) as unavailable:
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    assert unavailable.value.attempts == 1  # a GET, but not among this provider's retried methods
+    await payments_sim.add_fault(route="/v1/charges", method="GET", action=SLOW, times=1)
+    async with provider(retry_failures=["connect", "transport"], read_timeout=0.2, backoff_base=0.01) as client:
+        with pytest.raises(ProviderTimeoutError) as timed_out:
+            await client.request("GET", "/v1/charges", headers=payments_sim.scope_headers)
+    assert timed_out.value.attempts == 1  # timeouts are not retried for this provider
+    assert await payments_sim.journal_count(method="GET") == 2
+
+
+@pytest.mark.requirement("NFR-2")
 async def test_a_post_without_idempotency_key_is_not_retried_after_a_reset_and_its_outcome_is_unknown(
     provider: ClientFactory, payments_sim: SimulatorClient
 ) -> None:

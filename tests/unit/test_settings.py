@@ -78,6 +78,22 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.cors_origins == ("https://a.example", "https://b.example")
 
 
+def test_a_provider_policy_comes_from_json_and_never_retries_a_post_without_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAYMENTS_POLICY", '{"retry_methods": ["GET"], "retry_failures": ["connect"], "deadline": 4}')
+    policy = load_settings(profile="test").payments_policy
+    assert policy.retry_methods == frozenset({"GET"})
+    assert policy.retry_failures == frozenset({"connect"})
+    assert policy.deadline == 4
+    monkeypatch.setenv("PAYMENTS_POLICY", '{"retry_methods": ["GET", "POST"]}')
+    with pytest.raises(ValidationError, match="retry_methods cannot hold POST"):
+        load_settings(profile="test")
+    monkeypatch.setenv("PAYMENTS_POLICY", '{"retry_failures": ["connect", "eventually"]}')
+    with pytest.raises(ValidationError, match="retry_failures"):
+        load_settings(profile="test")
+
+
 def test_dot_env_is_read_in_dev_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("LISTEN_PORT=7777\n")

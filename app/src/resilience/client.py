@@ -42,7 +42,8 @@ from .bulkhead import Bulkhead, BulkheadFullError
 from .metrics import ProviderMetrics
 from .policy import ProviderPolicy
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# HTTP's idempotent methods (RFC 9110, 9.2.2): a request of these whose answer was lost cannot have acted twice.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # aiohttp rounds timeouts over 5 s up to the next whole second (to share timers): a 10 s deadline could end 1 s
 # late. Timeouts longer than this are rounded, so none is.
 EXACT = math.inf
@@ -140,7 +141,7 @@ class ProviderClient:
         if json is not None:
             body = orjson.dumps(json)
             sent_headers["Content-Type"] = "application/json"
-        retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
+        retryable = method in self.policy.retry_methods or idempotency_key is not None
         self._budget.record_call()
         attempt = 0
         # A request id given here (a job acting for a request) goes on the attempt lines too, as the context's would.
@@ -176,6 +177,8 @@ class ProviderClient:
     def _retry_delay(self, failure: _AttemptError, attempt: int, retryable: bool, deadline_at: float) -> float | None:
         """Seconds to wait before the next attempt, or None: no retry (unsafe, spent, too late, over budget)."""
         if not (retryable or failure.nothing_sent) or attempt >= self.policy.max_attempts:
+            return None
+        if failure.kind != "status" and failure.kind not in self.policy.retry_failures:
             return None
         delay = full_jitter(attempt, self.policy.backoff_base, self.policy.backoff_cap, self._rng)
         if failure.retry_after is not None:

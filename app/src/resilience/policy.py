@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NEVER_RETRIED_WITHOUT_KEY = frozenset({"POST", "PATCH"})  # not idempotent: a retry could act twice
 
 
 class ProviderPolicy(BaseModel):
@@ -15,6 +19,15 @@ class ProviderPolicy(BaseModel):
     backoff_base: float = Field(default=0.1, ge=0)
     backoff_cap: float = Field(default=2.0, ge=0)
     retry_statuses: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+    retry_methods: frozenset[str] = Field(
+        default=frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}),
+        description="Methods retried without an idempotency key; POST and PATCH only ever with one.",
+    )
+    retry_failures: frozenset[Literal["connect", "timeout", "transport"]] = Field(
+        default=frozenset({"connect", "timeout", "transport"}),
+        description="Failures without a status that are retried: no connection (nothing was sent, so retried "
+        "whatever the method), no answer in time, the connection broken after sending.",
+    )
     budget_ratio: float = Field(default=0.2, ge=0, le=1, description="Retries per call, over the budget window.")
     budget_minimum: int = Field(default=3, ge=0, description="Retries allowed in the window whatever the traffic.")
     budget_window: float = Field(default=10.0, gt=0)
@@ -36,4 +49,6 @@ class ProviderPolicy(BaseModel):
             raise ValueError("backoff_cap must not be below backoff_base")
         if self.breaker_minimum_calls > self.breaker_window:
             raise ValueError("breaker_minimum_calls cannot exceed breaker_window")
+        if unsafe := sorted(self.retry_methods & NEVER_RETRIED_WITHOUT_KEY):
+            raise ValueError(f"retry_methods cannot hold {', '.join(unsafe)}: retried only with an idempotency key")
         return self
