@@ -62,8 +62,8 @@ async def test_requests_beyond_the_concurrency_limit_get_503_quickly_while_the_f
         assert response.headers["Retry-After"] == "3"
         assert response.headers["Content-Type"] == "application/problem+json"
         assert (await response.get_json())["type"] == "urn:proving-ground:problem:overloaded"
-    health = await client.get("/api/common/health")
-    assert health.status_code == 200  # health checks are never shed
+    health, scrape = await client.get("/api/common/health"), await client.get("/metrics")
+    assert (health.status_code, scrape.status_code) == (200, 200)  # health checks and scrapes are never shed
     gate.set()
     for task in holding:
         response = await task
