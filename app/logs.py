@@ -41,12 +41,17 @@ def _json_line(event: EventDict, **_: Any) -> str:
     return orjson.dumps(event, default=repr).decode()
 
 
-def _stamp_and_render(logger: WrappedLogger, method_name: str, event: EventDict) -> str:
-    """The whole JSON chain as one processor: each processor is a call per line, and hot paths log per call."""
+def _stamp_with_error(logger: WrappedLogger, method_name: str, event: EventDict) -> EventDict:
+    """`_stamp`, and an `exc_info` rendered as text: everything a JSON line holds besides its own fields."""
     event = _stamp(logger, method_name, event)
     if "exc_info" in event:
         event = structlog.processors.format_exc_info(logger, method_name, event)
-    return _json_line(event)
+    return event
+
+
+def _stamp_and_render(logger: WrappedLogger, method_name: str, event: EventDict) -> str:
+    """The whole JSON chain as one processor: each processor is a call per line, and hot paths log per call."""
+    return _json_line(_stamp_with_error(logger, method_name, event))
 
 
 def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None = None) -> None:
@@ -169,13 +174,7 @@ class _JsonLines:
     def _line(self, level: str, event: str, **fields: Any) -> None:
         line: EventDict = self._context | fields  # as in structlog, the call's fields win over the bound ones
         line["event"] = event
-        line["level"] = level
-        line["timestamp"] = time.time()
-        request_id = request_id_var.get()
-        if request_id is not None:
-            line.setdefault("request_id", request_id)
-        if "exc_info" in line:
-            line = structlog.processors.format_exc_info(None, level, line)
+        line = _stamp_with_error(None, level, line)
         self._write(orjson.dumps(line, default=repr, option=_LINE_OPTIONS))
 
 

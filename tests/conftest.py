@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
 from app.embedded_postgres import embedded_postgres
+from app.logs import configure_logging
 from app.settings import Settings
 from tests.support.postgres import (
     create_empty_database,
@@ -102,3 +104,10 @@ async def serving_app(app: Quart, database_uri: str) -> AsyncIterator[ServingApp
 @pytest.fixture
 def client(serving_app: ServingApp) -> HttpClient:
     return serving_app.test_client()
+
+
+@pytest.fixture
+def logs_back_to_stdout() -> Iterator[None]:
+    """For a test that points logging at a stream of its own: standard output again after it."""
+    yield
+    configure_logging("INFO", "json", stream=sys.stdout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sys
 import time
 from typing import Any
 
@@ -350,18 +349,16 @@ async def test_a_call_its_caller_cancels_is_counted_as_cancelled(payments_sim: S
 
 
 @pytest.mark.requirement("NFR-6")
+@pytest.mark.usefixtures("logs_back_to_stdout")
 async def test_each_attempt_writes_one_log_line_with_the_request_id(payments_sim: SimulatorClient) -> None:
     lines = io.StringIO()
     configure_logging("INFO", "json", stream=lines)  # before the client: its logger binds to the stream now
-    try:
-        await payments_sim.add_fault(route="/v1/charges", method="GET", status=503, times=2)
-        async with ProviderClient(
-            "payments", payments_sim.base_url, ProviderPolicy(backoff_base=0.01), ProviderMetrics(), api_key=API_KEY
-        ) as client:
-            await client.request("GET", "/v1/charges", request_id="req-log", headers=payments_sim.scope_headers)
-        assert request_id_var.get() is None  # the call's own request id did not outlive it
-    finally:
-        configure_logging("INFO", "json", stream=sys.stdout)
+    await payments_sim.add_fault(route="/v1/charges", method="GET", status=503, times=2)
+    async with ProviderClient(
+        "payments", payments_sim.base_url, ProviderPolicy(backoff_base=0.01), ProviderMetrics(), api_key=API_KEY
+    ) as client:
+        await client.request("GET", "/v1/charges", request_id="req-log", headers=payments_sim.scope_headers)
+    assert request_id_var.get() is None  # the call's own request id did not outlive it
     attempts = [line for line in map(json.loads, lines.getvalue().splitlines()) if line["event"] == "provider attempt"]
     assert [(line["attempt"], line["result"]) for line in attempts] == [(1, "503"), (2, "503"), (3, "200")]
     assert {(line["provider"], line["method"], line["path"], line["request_id"]) for line in attempts} == {

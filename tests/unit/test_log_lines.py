@@ -6,9 +6,7 @@ import io
 import json
 import os
 import re
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +15,7 @@ import structlog
 
 from app.logs import configure_logging, get_logger, request_id_var
 
-
-@pytest.fixture(autouse=True)
-def _standard_output_again() -> Iterator[None]:
-    """Each test points the loggers at a stream it then closes: point them back at standard output."""
-    yield
-    configure_logging("INFO", "json", stream=sys.stdout)
+pytestmark = pytest.mark.usefixtures("logs_back_to_stdout")  # each test points logging at a stream of its own
 
 
 def lines_of(text: str) -> list[dict[str, Any]]:

@@ -37,10 +37,7 @@ class RetryBudget:
         self._slot = slot
 
     def record_call(self) -> None:
-        slot = int(self._clock() / self._slot_seconds)  # `_index()` inlined: this runs on every call
-        if slot != self._slot:
-            self._roll_to(slot)
-        self._calls[slot % SLOTS] += 1
+        self._calls[self._index()] += 1
 
     def try_spend(self) -> bool:
         """Whether one more retry fits the budget now; if it does, it is counted."""

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 
 class BulkheadFullError(Exception):
@@ -56,11 +54,3 @@ class Bulkhead:
                 waiter.set_result(None)  # the place passes on: `in_flight` is unchanged
                 return
         self.in_flight -= 1
-
-    @asynccontextmanager
-    async def place(self) -> AsyncIterator[None]:
-        await self.enter()
-        try:
-            yield
-        finally:
-            self.leave()

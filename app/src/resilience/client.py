@@ -40,10 +40,8 @@ from .breaker import BreakerOpenError, CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead, BulkheadFullError
 from .metrics import ProviderMetrics
-from .policy import ProviderPolicy
+from .policy import IDEMPOTENT_METHODS, ProviderPolicy
 
-# HTTP's idempotent methods (RFC 9110, 9.2.2): a request of these whose answer was lost cannot have acted twice.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # aiohttp rounds timeouts over 5 s up to the next whole second (to share timers): a 10 s deadline could end 1 s
 # late. Timeouts longer than this are rounded, so none is.
 EXACT = math.inf

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# HTTP's idempotent methods (RFC 9110, 9.2.2): a request of these whose answer was lost cannot have acted twice.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 NEVER_RETRIED_WITHOUT_KEY = frozenset({"POST", "PATCH"})  # not idempotent: a retry could act twice
 
 
@@ -20,7 +22,7 @@ class ProviderPolicy(BaseModel):
     backoff_cap: float = Field(default=2.0, ge=0)
     retry_statuses: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
     retry_methods: frozenset[str] = Field(
-        default=frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}),
+        default=IDEMPOTENT_METHODS,
         description="Methods retried without an idempotency key; POST and PATCH only ever with one.",
     )
     retry_failures: frozenset[Literal["connect", "timeout", "transport"]] = Field(

@@ -67,19 +67,19 @@ async def test_bulkhead_fails_fast_when_full_and_frees_places() -> None:
     release = asyncio.Event()
 
     async def hold() -> None:
-        async with bulkhead.place():
-            await release.wait()
+        await bulkhead.enter()
+        await release.wait()
+        bulkhead.leave()
 
     holders = [asyncio.create_task(hold()) for _ in range(2)]
     await asyncio.sleep(0)
     assert bulkhead.in_flight == 2
     with pytest.raises(BulkheadFullError):
-        async with bulkhead.place():
-            pass
+        await bulkhead.enter()  # waits its 10 ms, then fails fast
     release.set()
     await asyncio.gather(*holders)
-    async with bulkhead.place():
-        assert bulkhead.in_flight == 1
+    await bulkhead.enter()
+    assert bulkhead.in_flight == 1
 
 
 @pytest.mark.requirement("NFR-2")
