@@ -24,11 +24,12 @@ run: $(SYNCED) ## The service with embedded PostgreSQL on https://localhost:8443
 test: $(SYNCED) ## Every test, in parallel (embedded PostgreSQL unless TEST_DB_URI is set)
 	$(RUN) pytest -n auto
 
-check: lint typecheck test ## ruff lint + format check + mypy --strict + tests
+check: lint typecheck test ## ruff lint + format check + import layers + mypy --strict + tests
 
-lint: $(SYNCED) ## ruff lint and format check
+lint: $(SYNCED) ## ruff lint and format check, and the import layers (lint-imports, contracts in pyproject.toml)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports --no-logo
 
 format: $(SYNCED) ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
@@ -65,5 +66,5 @@ wrk:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "install wrk (Debian package wrk)"; exit 1; }
 
 clean: ## Remove the virtualenv, caches and .data (embedded PostgreSQL, certificates)
-	rm -rf .venv .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

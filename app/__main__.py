@@ -1,4 +1,4 @@
-"""python -m app serve | dev | migrate"""
+"""python -m app serve | dev | migrate | keys"""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from typing import TextIO
 
 from pydantic import SecretStr, ValidationError
 
-from . import create_app
-from .dev_providers import simulated_providers
-from .embedded_postgres import embedded_postgres
-from .logs import configure_logging, get_logger
-from .schema import upgrade
-from .server import run_server
-from .settings import Settings, load_settings, new_token_key
-from .tls import ensure_self_signed
+from app.dev.certificate import ensure_self_signed
+from app.dev.embedded_postgres import embedded_postgres
+from app.dev.simulators import simulated_providers
+from app.runtime.migrations import upgrade
+from app.settings import Settings, load_settings, new_token_key
+from app.src.utils.logs import configure_logging, get_logger
 
 
 @contextmanager
@@ -38,6 +36,9 @@ def _migrate(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
+    from app.http.factory import create_app  # Quart only for the commands that serve HTTP
+    from app.runtime.server import run_server
+
     run_server(create_app(settings), settings)
 
 

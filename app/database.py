@@ -9,8 +9,8 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from .logs import module_logger
-from .src.database.unit_of_work import UnitOfWork
+from app.src.database.unit_of_work import UnitOfWork
+from app.src.utils.logs import module_logger
 
 _log = module_logger("database")
 

@@ -1,18 +1,21 @@
-"""What every request passes through before its route: request id, access log and metrics, required params, auth."""
+"""What every request passes through before its route: request id, access log and metrics (ASGI, around the whole
+app), then the guards (route template, X-Client-Id, the bearer token)."""
 
 from __future__ import annotations
 
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from quart import Request, g, request
 
-from .logs import get_logger, request_id_var
-from .metrics import HttpMetrics
-from .src.utils.problems import ProblemError
+from app.http.authentication import authenticate
+from app.http.metrics import HttpMetrics
+from app.http.problems import ProblemError
+from app.routes.adapter import Access, access_of
+from app.src.utils.logs import get_logger, request_id_var
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
@@ -26,8 +29,6 @@ CLIENT_CLOSED_REQUEST = 499
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _WELL_FORMED_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-Authenticator = Callable[[Request], Awaitable[None]]
 
 
 class RequestContextMiddleware:
@@ -88,37 +89,31 @@ def _accepted_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return os.urandom(16).hex()
 
 
-class RequestGuards:
-    """A `before_request` hook: records the route template, requires `X-Client-Id`, runs the authenticators."""
-
-    def __init__(self, *, client_id_required_prefix: str, client_id_exempt_prefixes: Sequence[str]) -> None:
-        self._required_prefix = client_id_required_prefix
-        self._exempt_prefixes = tuple(client_id_exempt_prefixes)
-        self.authenticators: list[Authenticator] = []
-
-    async def check(self) -> None:
-        # One context lookup each, rather than one per attribute through the proxies.
-        current: Request = request._get_current_object()  # type: ignore[attr-defined]
-        rule = current.url_rule
-        if rule is None:
-            return  # routing failed: the 404 or 405 speaks first
-        extras = cast("dict[str, Any]", current.scope)
-        extras[ROUTE_KEY] = rule.rule
-        request_globals = g._get_current_object()
-        request_globals.clientId = None
-        request_globals.profile = None
-        path = current.path
-        if path.startswith(self._required_prefix) and not path.startswith(self._exempt_prefixes):
-            client_id = current.headers.get("X-Client-Id")
-            if client_id is None:
-                raise ProblemError(400, "The X-Client-Id header is required.", slug="missing-client-id")
-            if not _WELL_FORMED_CLIENT_ID.fullmatch(client_id):
-                raise ProblemError(
-                    400,
-                    "X-Client-Id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
-                    slug="malformed-client-id",
-                )
-            request_globals.clientId = client_id
-            extras[CLIENT_ID_KEY] = client_id
-        for authenticate in self.authenticators:
-            await authenticate(current)
+async def guard_request() -> None:
+    """A `before_request` hook: records the route template; on a guarded route, requires a well-formed
+    X-Client-Id, then a bearer token unless the route is public (so a request without either is told of the
+    client id first)."""
+    # One context lookup each, rather than one per attribute through the proxies.
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]
+    rule = current.url_rule
+    if rule is None:
+        return  # routing failed: the 404 or 405 speaks first
+    extras = cast("dict[str, Any]", current.scope)
+    extras[ROUTE_KEY] = rule.rule
+    request_globals = g._get_current_object()
+    request_globals.clientId = None
+    request_globals.profile = None
+    if access_of(current.path) is not Access.GUARDED:
+        return
+    client_id = current.headers.get("X-Client-Id")
+    if client_id is None:
+        raise ProblemError(400, "The X-Client-Id header is required.", slug="missing-client-id")
+    if not _WELL_FORMED_CLIENT_ID.fullmatch(client_id):
+        raise ProblemError(
+            400,
+            "X-Client-Id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            slug="malformed-client-id",
+        )
+    request_globals.clientId = client_id
+    extras[CLIENT_ID_KEY] = client_id
+    request_globals.profile = await authenticate(current)

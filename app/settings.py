@@ -7,20 +7,33 @@ import binascii
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .src.resilience.policy import ProviderPolicy
+from app.src.resilience.policy import ProviderPolicy
+from app.src.utils.logs import LogFormat
 
 Profile = Literal["dev", "test", "stage", "prod"]
-LogFormat = Literal["json", "console"]
+ProviderName = Literal["payments", "catalog", "notify"]
+PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)  # the order `make run` gives their simulators ports
 
 DEPLOYED_PROFILES: frozenset[str] = frozenset({"stage", "prod"})
 TOKEN_KEY_BYTES = 32
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """How to reach one provider: `<NAME>_URL`, `<NAME>_API_KEY` and `<NAME>_POLICY`."""
+
+    name: ProviderName
+    url: str | None
+    api_key: str | None
+    policy: ProviderPolicy
 
 
 def usable_cpus() -> int:
@@ -134,6 +147,15 @@ class Settings(BaseSettings):
 
     def token_key_ring(self) -> list[tuple[str, bytes]] | None:
         return None if self.token_keys is None else parse_token_keys(self.token_keys.get_secret_value())
+
+    def provider(self, name: ProviderName) -> ProviderSettings:
+        api_key: SecretStr | None = getattr(self, f"{name}_api_key")
+        return ProviderSettings(
+            name,
+            getattr(self, f"{name}_url"),
+            None if api_key is None else api_key.get_secret_value(),
+            getattr(self, f"{name}_policy"),
+        )
 
     @property
     def embedded_database_dir(self) -> Path:

@@ -19,12 +19,11 @@ import uvicorn
 from pydantic import SecretStr
 
 from app import create_app
-from app.embedded_postgres import embedded_postgres
-from app.logs import configure_logging
-from app.schema import upgrade
+from app.dev.embedded_postgres import embedded_postgres
+from app.runtime.migrations import upgrade
 from app.settings import Settings, new_token_key
-
-from .wrk import LOAD_CORE, ROOT, free_port, wrk
+from app.src.utils.logs import configure_logging
+from bench.wrk import LOAD_CORE, ROOT, free_port, wrk
 
 SCRIPT = ROOT / "bench" / "login.lua"
 USER = {"email": "bench@example.org", "password": "a long benchmark passphrase", "display_name": "Bench"}

@@ -10,10 +10,9 @@ import asyncio
 import os
 import statistics
 
-from app.embedded_postgres import embedded_postgres
-from app.schema import upgrade
-
-from .wrk import ROOT, Run, free_port, load_arguments, pinned_server, wrk
+from app.dev.embedded_postgres import embedded_postgres
+from app.runtime.migrations import upgrade
+from bench.wrk import ROOT, Run, free_port, load_arguments, pinned_server, wrk
 
 ROUTE = "/api/common/health"
 

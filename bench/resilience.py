@@ -27,13 +27,12 @@ import aiohttp
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from app.logs import configure_logging
 from app.src.api.common.providers import ProviderError
 from app.src.resilience.client import ProviderClient
 from app.src.resilience.metrics import ProviderMetrics
 from app.src.resilience.policy import ProviderPolicy
-
-from .wrk import ROOT, free_port
+from app.src.utils.logs import configure_logging
+from bench.wrk import ROOT, free_port
 
 API_KEY = "sk_test_proving_ground"
 PATH = "/v1/charges?limit=1"

@@ -10,7 +10,7 @@ import json
 import statistics
 import urllib.request
 
-from .wrk import ROOT, Run, free_port, load_arguments, pinned_server, wrk
+from bench.wrk import ROOT, Run, free_port, load_arguments, pinned_server, wrk
 
 SCRIPT = ROOT / "bench" / "create_charge.lua"
 FAULTS: dict[str, dict[str, object] | None] = {

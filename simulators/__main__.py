@@ -13,7 +13,7 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from .server import DEFAULT_PORTS, SIMULATORS, build, uvicorn_config
+from simulators.server import DEFAULT_PORTS, SIMULATORS, build, uvicorn_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,12 @@ from typing import Any
 
 import uvicorn
 
-from .catalog.app import CatalogConfig, CatalogSimulator
-from .engine.simulator import Simulator
-from .engine.transport import TransportExposingProtocol
-from .notify.app import NotifyConfig, NotifySimulator
-from .payments.app import PaymentsSimulator
-from .payments.models import PaymentsConfig
+from simulators.catalog.app import CatalogConfig, CatalogSimulator
+from simulators.engine.simulator import Simulator
+from simulators.engine.transport import TransportExposingProtocol
+from simulators.notify.app import NotifyConfig, NotifySimulator
+from simulators.payments.app import PaymentsSimulator
+from simulators.payments.models import PaymentsConfig
 
 SIMULATORS: dict[str, tuple[type[Simulator[Any]], type[Any]]] = {
     "payments": (PaymentsSimulator, PaymentsConfig),

@@ -17,9 +17,9 @@ from quart.typing import TestAppProtocol as ServingApp
 from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
-from app.embedded_postgres import embedded_postgres
-from app.logs import configure_logging
+from app.dev.embedded_postgres import embedded_postgres
 from app.settings import Settings
+from app.src.utils.logs import configure_logging
 from tests.support.postgres import (
     create_empty_database,
     drop_database,

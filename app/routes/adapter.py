@@ -1,14 +1,36 @@
-"""Every blueprint and the prefix it serves under."""
+"""Every blueprint, the prefix it serves under, and what each path asks of its callers."""
 
 from __future__ import annotations
 
+from enum import Enum
+
 from quart import Quart
 
-from . import auth, billing, catalog, common, metrics
+from app.routes import auth, billing, catalog, common, metrics
 
 API_PREFIX = "/api"
-GUARDED_PREFIX = f"{API_PREFIX}/"  # these routes need X-Client-Id, and a bearer token unless declared public
-OPEN_PREFIX = f"{API_PREFIX}/common/"  # except these: health, readiness and version answer anyone
+_GUARDED = f"{API_PREFIX}/"
+_EXEMPT = (f"{API_PREFIX}/common/", "/metrics")
+
+
+class Access(Enum):
+    GUARDED = "guarded"  # /api/*: X-Client-Id, and a bearer token unless the route is @public; shed and rate limited
+    OPEN = "open"  # the OpenAPI document, /docs, unknown paths: no guard, but shed and rate limited
+    EXEMPT = "exempt"  # health, readiness, version and /metrics: what probes and scrapers call, never refused
+
+
+def access_of(path: str) -> Access:
+    """What a path (or a route template) asks of its callers: the one rule the guards, the inbound limits and the
+    OpenAPI document follow."""
+    if path.startswith(_EXEMPT):
+        return Access.EXEMPT
+    if path.startswith(_GUARDED):
+        return Access.GUARDED
+    return Access.OPEN
+
+
+def exempt_from_limits(path: str) -> bool:
+    return access_of(path) is Access.EXEMPT
 
 
 def register_blueprints(app: Quart) -> None:

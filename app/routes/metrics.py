@@ -5,8 +5,8 @@ from __future__ import annotations
 from quart import Blueprint, Response
 from quart_schema import hide
 
-from ..metrics import CONTENT_TYPE_LATEST
-from ..state import app_state
+from app.http.metrics import exposition
+from app.http.services import services
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -14,4 +14,5 @@ blueprint = Blueprint("metrics", __name__)
 @blueprint.get("/metrics")
 @hide
 async def metrics() -> Response:
-    return Response(app_state().metrics.render(), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition(services().registry)
+    return Response(body, content_type=content_type)

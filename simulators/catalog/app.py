@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
-from ..engine.config import SimulatorConfig
-from ..engine.control import ScopeQuery
-from ..engine.idempotency import stripe_error
-from ..engine.simulator import Simulator, parse, parse_control
+from simulators.engine.config import SimulatorConfig
+from simulators.engine.control import ScopeQuery
+from simulators.engine.idempotency import stripe_error
+from simulators.engine.simulator import Simulator, parse, parse_control
 
 MAX_TICKS_PER_CATCH_UP = 10_000
 ADJECTIVES = ("Brass", "Cedar", "Linen", "Slate", "Amber", "Cobalt", "Walnut", "Ivory")

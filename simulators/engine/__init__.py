@@ -1,8 +1,8 @@
 """The engine every simulator shares: faults, latency, rate limits, seeded decisions, journal, clock, control API."""
 
-from .clock import SimClock
-from .config import SimulatorConfig
-from .engine import FaultEngine
-from .simulator import Simulator
+from simulators.engine.clock import SimClock
+from simulators.engine.config import SimulatorConfig
+from simulators.engine.engine import FaultEngine
+from simulators.engine.simulator import Simulator
 
 __all__ = ["FaultEngine", "SimClock", "Simulator", "SimulatorConfig"]

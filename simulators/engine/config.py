@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .rules import RuleSpec
+from simulators.engine.rules import RuleSpec
 
 
 class SimulatorConfig(BaseModel):

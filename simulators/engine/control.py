@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify, request
 
-from .journal import JournalFilter
-from .problems import ControlError
-from .rules import RuleSpec
+from simulators.engine.journal import JournalFilter
+from simulators.engine.problems import ControlError
+from simulators.engine.rules import RuleSpec
 
 if TYPE_CHECKING:
-    from .engine import FaultEngine
-    from .simulator import Simulator
+    from simulators.engine.engine import FaultEngine
+    from simulators.engine.simulator import Simulator
 
 
 class JournalQuery(BaseModel):
@@ -57,13 +57,13 @@ class ScopeQuery(BaseModel):
 
 
 def _query(model: type[Any]) -> Any:
-    from .simulator import parse_control
+    from simulators.engine.simulator import parse_control
 
     return parse_control(model, request.args.to_dict())
 
 
 async def _body(model: type[Any]) -> Any:
-    from .simulator import parse_control
+    from simulators.engine.simulator import parse_control
 
     data = await request.get_json(force=True, silent=True)
     if data is None:

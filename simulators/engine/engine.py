@@ -9,11 +9,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import SimClock
-from .decisions import Decision, Decisions
-from .journal import Journal
-from .ratelimit import TokenBucket
-from .rules import TERMINAL_AFTER, TERMINAL_BEFORE, Latency, RateLimit, Rule, RuleSpec, Status
+from simulators.engine.clock import SimClock
+from simulators.engine.decisions import Decision, Decisions
+from simulators.engine.journal import Journal
+from simulators.engine.problems import problem_body
+from simulators.engine.ratelimit import TokenBucket
+from simulators.engine.rules import TERMINAL_AFTER, TERMINAL_BEFORE, Latency, RateLimit, Rule, RuleSpec, Status
 
 
 @dataclass(slots=True)
@@ -171,12 +172,8 @@ class FaultEngine:
 
 
 def rate_limited_body(retry_after: float) -> dict[str, Any]:
-    return {
-        "type": "urn:proving-ground:simulator:rate-limited",
-        "title": "Too Many Requests",
-        "status": 429,
-        "detail": f"Rate limit exceeded; retry after {retry_after:g} s.",
-    }
+    detail = f"Rate limit exceeded; retry after {retry_after:g} s."
+    return problem_body(429, "Too Many Requests", detail, slug="rate-limited")
 
 
 __all__ = ["FaultEngine", "Journal", "Verdict"]

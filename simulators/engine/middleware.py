@@ -8,9 +8,10 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from .engine import FaultEngine, Verdict
-from .rules import SlowBody, Status
-from .transport import close, reset, transport_of
+from simulators.engine.engine import FaultEngine, Verdict
+from simulators.engine.problems import problem_body
+from simulators.engine.rules import SlowBody, Status
+from simulators.engine.transport import close, reset, transport_of
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, Scope
@@ -208,15 +209,8 @@ async def hold_processing(scope: Any) -> None:
 
 
 async def _send_status(send: ASGISendCallable, action: Status, extra: dict[str, str]) -> int:
-    body = json.dumps(
-        action.body
-        or {
-            "type": "urn:proving-ground:simulator:injected-fault",
-            "title": "Injected fault",
-            "status": action.status,
-            "detail": f"The simulator answered {action.status} as a fault rule asked.",
-        }
-    ).encode()
+    detail = f"The simulator answered {action.status} as a fault rule asked."
+    body = json.dumps(action.body or problem_body(action.status, "Injected fault", detail)).encode()
     headers = [(b"content-type", b"application/json"), _length(len(body))]
     headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
     if action.retry_after is not None:

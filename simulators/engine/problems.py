@@ -1,8 +1,10 @@
-"""Errors of the control API are problem+json (RFC 9457), saying what is wrong."""
+"""Problem details (RFC 9457) for every error the simulators write themselves: control API errors, injected
+faults, rate limits. (Provider routes answer in their provider's own error format.)"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,9 +21,14 @@ class ControlError(Exception):
         self.errors = errors
 
 
+def json_pointer(location: Iterable[str | int]) -> str:
+    """RFC 6901: `~` and `/` inside a key are escaped, so every key reads back as itself."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
+
+
 def invalid(error: ValidationError) -> ControlError:
     errors = [
-        {"pointer": "/" + "/".join(str(part) for part in item["loc"]), "detail": item["msg"]}
+        {"pointer": json_pointer(item["loc"]), "detail": item["msg"]}
         for item in error.errors(include_url=False, include_input=False, include_context=False)
     ]
     return ControlError(400, "The control request is not valid: " + "; ".join(_describe(e) for e in errors), errors)
@@ -31,13 +38,18 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{error['pointer'] or '/'}: {error['detail']}"
 
 
-def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> Response:
+def problem_body(status: int, title: str, detail: str, *, slug: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The members every simulator problem has; `slug` names its type (by default, the title's words)."""
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE + title.lower().replace(" ", "-"),
+        "type": PROBLEM_TYPE + (slug or title.lower().replace(" ", "-")),
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": instance,
     }
     body.update({key: value for key, value in extra.items() if value is not None})
+    return body
+
+
+def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> Response:
+    body = problem_body(status, title, detail, instance=instance, **extra)
     return Response(json.dumps(body), status=status, content_type="application/problem+json")

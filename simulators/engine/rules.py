@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .distributions import Distribution
+from simulators.engine.distributions import Distribution
 
 
 class _Action(BaseModel):

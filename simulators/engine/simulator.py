@@ -12,12 +12,12 @@ from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from .config import SimulatorConfig
-from .control import control_blueprint
-from .engine import FaultEngine
-from .idempotency import stripe_error
-from .middleware import CONTROL_PREFIX, FaultInjectionMiddleware
-from .problems import ControlError, invalid, problem
+from simulators.engine.config import SimulatorConfig
+from simulators.engine.control import control_blueprint
+from simulators.engine.engine import FaultEngine
+from simulators.engine.idempotency import stripe_error
+from simulators.engine.middleware import CONTROL_PREFIX, FaultInjectionMiddleware
+from simulators.engine.problems import ControlError, invalid, problem
 
 ConfigT = TypeVar("ConfigT", bound=SimulatorConfig)
 ModelT = TypeVar("ModelT", bound=BaseModel)

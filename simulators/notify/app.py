@@ -9,10 +9,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from quart import Blueprint, Response, jsonify, request
 
-from ..engine.config import SimulatorConfig
-from ..engine.idempotency import IdempotencyStore, fingerprint, stripe_error
-from ..engine.rules import RateLimit, RuleSpec
-from ..engine.simulator import Simulator, parse, parse_control
+from simulators.engine.config import SimulatorConfig
+from simulators.engine.idempotency import IdempotencyStore, fingerprint, stripe_error
+from simulators.engine.rules import RateLimit, RuleSpec
+from simulators.engine.simulator import Simulator, parse, parse_control
 
 SEND_ROUTE = "/v1/messages"
 

@@ -9,13 +9,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify, request
 
-from ..engine.control import ScopeQuery
-from ..engine.idempotency import IdempotencyStore, fingerprint, stripe_error
-from ..engine.middleware import hold_processing
-from ..engine.simulator import Simulator, parse, parse_control
-from .models import Charge, ChargeRequest, PaymentsConfig, RefundRequest, WebhookSettings
-from .store import Ledger, RefundRejectedError
-from .webhooks import WebhookSender
+from simulators.engine.control import ScopeQuery
+from simulators.engine.idempotency import IdempotencyStore, fingerprint, stripe_error
+from simulators.engine.middleware import hold_processing
+from simulators.engine.simulator import Simulator, parse, parse_control
+from simulators.payments.models import Charge, ChargeRequest, PaymentsConfig, RefundRequest, WebhookSettings
+from simulators.payments.store import Ledger, RefundRejectedError
+from simulators.payments.webhooks import WebhookSender
 
 EVENT_FOR_STATUS = {"succeeded": "charge.succeeded", "failed": "charge.failed", "pending": "charge.pending"}
 

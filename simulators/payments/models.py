@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine.config import SimulatorConfig
+from simulators.engine.config import SimulatorConfig
 
 ChargeStatus = Literal["pending", "succeeded", "failed"]
 

@@ -6,7 +6,7 @@ import random
 import secrets
 from dataclasses import dataclass, field
 
-from .models import Charge, ChargeRequest, ChargeStatus, Outcomes, Refund
+from simulators.payments.models import Charge, ChargeRequest, ChargeStatus, Outcomes, Refund
 
 FORCED_OUTCOMES: dict[str, tuple[ChargeStatus, ChargeStatus]] = {
     # customer: (status at creation, status once settled)

@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from ..engine.clock import SimClock
-from .models import WebhookSettings
+from simulators.engine.clock import SimClock
+from simulators.payments.models import WebhookSettings
 
 SIGNATURE_HEADER = "Simulator-Signature"
 MAX_DELIVERIES_PER_SCOPE = 10_000

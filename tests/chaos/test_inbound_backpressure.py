@@ -13,7 +13,7 @@ from quart import Blueprint
 from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
-from app.authentication import public
+from app.http.authentication import public
 from app.settings import Settings
 
 pytestmark = pytest.mark.chaos

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from app.logs import configure_logging, request_id_var
 from app.src.api.common.providers import (
     CircuitOpenError,
     OutcomeUnknownError,
@@ -25,6 +24,7 @@ from app.src.api.common.providers import (
 from app.src.resilience.client import ProviderClient
 from app.src.resilience.metrics import ProviderMetrics
 from app.src.resilience.policy import ProviderPolicy
+from app.src.utils.logs import configure_logging, request_id_var
 from simulators.client import SimulatorClient
 from tests.chaos.conftest import ClientFactory
 from tests.support.simulator_fixtures import API_KEY

@@ -1,15 +1,13 @@
-"""CORS, the OpenAPI document and docs page, and the authentication hook point."""
+"""CORS, the OpenAPI document and docs page, and the order of the request guards."""
 
 from __future__ import annotations
 
-from quart import Request
 from quart.typing import TestClientProtocol as HttpClient
 from werkzeug.datastructures import Headers
 
 from app import create_app
+from app.routes.adapter import Access, access_of
 from app.settings import Settings
-from app.src.utils.problems import ProblemError
-from app.state import app_state
 from tests.support.probe import PREFIX, add_probe_routes
 
 
@@ -50,23 +48,31 @@ async def test_openapi_documents_the_routes_and_docs_page_is_served(client: Http
     assert "/openapi.json" in await docs.get_data(as_text=True)
 
 
-async def test_authenticators_run_after_the_client_id_and_can_refuse(settings: Settings) -> None:
-    seen: list[str] = []
+async def test_a_guarded_route_asks_for_the_client_id_before_the_token(client: HttpClient) -> None:
+    neither = await client.get("/api/auth/me")
+    assert (neither.status_code, (await neither.get_json())["type"]) == (
+        400,
+        "urn:proving-ground:problem:missing-client-id",
+    )
+    no_token = await client.get("/api/auth/me", headers={"X-Client-Id": "web"})
+    assert no_token.status_code == 401
+    assert no_token.headers["WWW-Authenticate"] == 'Bearer realm="api"'
 
-    async def only_bearer_alice(request: Request) -> None:
-        seen.append(request.headers.get("X-Client-Id", ""))
-        if request.headers.get("Authorization") != "Bearer alice":
-            raise ProblemError(401, "A valid bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
 
+async def test_a_public_guarded_route_needs_the_client_id_but_no_token(settings: Settings) -> None:
     app = add_probe_routes(create_app(settings))
-    app_state(app).guards.authenticators.append(only_bearer_alice)
     async with app.test_app() as serving:
         client = serving.test_client()
-        refused = await client.get(f"{PREFIX}/whoami", headers={"X-Client-Id": "web"})
-        assert refused.status_code == 401
-        assert refused.headers["WWW-Authenticate"] == "Bearer"
-        alice = {"X-Client-Id": "web", "Authorization": "Bearer alice"}
-        accepted = await client.get(f"{PREFIX}/whoami", headers=alice)
-        assert accepted.status_code == 200
         assert (await client.get(f"{PREFIX}/whoami")).status_code == 400
-    assert seen == ["web", "web"]
+        answered = await client.get(f"{PREFIX}/whoami", headers={"X-Client-Id": "web"})
+        assert (answered.status_code, await answered.get_json()) == (200, {"client_id": "web"})
+
+
+def test_one_rule_says_what_each_path_asks_of_its_callers() -> None:
+    assert access_of("/api/auth/me") is Access.GUARDED
+    assert access_of("/api/auth/sessions/<uuid:session_id>") is Access.GUARDED
+    assert access_of("/api/common/health") is Access.EXEMPT
+    assert access_of("/metrics") is Access.EXEMPT
+    assert access_of("/openapi.json") is Access.OPEN
+    assert access_of("/docs") is Access.OPEN
+    assert access_of("/nowhere") is Access.OPEN

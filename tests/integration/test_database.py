@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
-from app.schema import head_revision, upgrade
+from app.runtime.migrations import head_revision, upgrade
 from tests.support.postgres import HEAD
 
 

@@ -113,6 +113,14 @@ async def test_internal_error_is_500_problem_without_trace_or_exception_text(pro
     assert body["detail"].startswith("The server could not complete the request")
 
 
+async def test_a_service_that_cannot_reach_its_provider_answers_503_with_retry_after(probe: HttpClient) -> None:
+    response = await probe.get(f"{PREFIX}/provider-down", headers=CLIENT)
+    body = await problem_of(response, 503)
+    assert response.headers["Retry-After"] == "30"
+    assert (body["type"], body["title"]) == ("urn:proving-ground:problem:provider-down", "Service Unavailable")
+    assert body["detail"] == "The payments provider is not answering; try again shortly."
+
+
 async def test_handler_returning_other_than_its_documented_model_is_a_500(probe: HttpClient) -> None:
     response = await probe.get(f"{PREFIX}/miswired", headers=CLIENT)
     await problem_of(response, 500)

@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from app.database import Database
-from app.schema import head_revision
+from app.dev.certificate import ensure_self_signed
+from app.runtime.migrations import head_revision
 from app.settings import new_token_key, parse_token_keys
-from app.tls import ensure_self_signed
 from tests.support.postgres import HEAD
 from tests.support.processes import ServiceProcess, clean_environment, free_port, free_port_run, tls_client_context
 

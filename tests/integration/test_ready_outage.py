@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from app import create_app
-from app.schema import upgrade
+from app.runtime.migrations import upgrade
 from app.settings import Settings
 from tests.support.postgres import HEAD
 from tests.support.private_postgres import private_postgres

@@ -26,7 +26,7 @@ from quart import Blueprint
 from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
-from app.authentication import public
+from app.http.authentication import public
 from app.settings import Settings
 from app.src.encryption.tokens import TokenKeyRing
 from app.src.encryption.totp import STEP_SECONDS, code_at

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import make_url
 
-from app.schema import MIGRATIONS_DIR, head_revision, upgrade
+from app.runtime.migrations import MIGRATIONS_DIR, head_revision, upgrade
 
 _PROVISION_LOCK_KEY = 0x74657374  # "test"
 HEAD = head_revision()  # the newest migration, which every test database is at

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from quart import Blueprint, Quart, g
 
-from app.authentication import public
+from app.http.authentication import public
+from app.http.validation import responds, validate_body
+from app.src.api.common.errors import UnavailableError
 from app.src.api.common.models.base import StrictModel
-from app.validation import responds, validate_body
 
 PREFIX = "/api/probe"
 SECRET_IN_EXCEPTION = "SELECT password_hash FROM users WHERE email = 'victim@example.org'"
@@ -38,6 +39,12 @@ async def miswired() -> Order:
 @public
 async def boom() -> dict[str, str]:
     raise RuntimeError(SECRET_IN_EXCEPTION)
+
+
+@blueprint.get("/provider-down")
+@public
+async def provider_down() -> dict[str, str]:
+    raise UnavailableError("The payments provider is not answering; try again shortly.", 30, code="provider-down")
 
 
 @blueprint.get("/whoami")

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
+from app.settings import PROVIDERS
 from simulators.client import SimulatorClient
 from simulators.server import BackgroundSimulator, build
 from tests.support.webhook_receiver import WebhookReceiver, start_receiver
@@ -20,7 +21,7 @@ SEED = 7
 
 @pytest.fixture(scope="session")
 def simulator_urls() -> Iterator[dict[str, str]]:
-    given = {name: os.environ.get(f"SIM_{name.upper()}_URL") for name in ("payments", "catalog", "notify")}
+    given: dict[str, str | None] = {name: os.environ.get(f"SIM_{name.upper()}_URL") for name in PROVIDERS}
     started = [BackgroundSimulator(build(name, {"seed": SEED})).start() for name, url in given.items() if url is None]
     urls = {name: url for name, url in given.items() if url is not None}
     urls |= {running.simulator.name: running.url for running in started}

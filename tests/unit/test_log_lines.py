@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from app.logs import configure_logging, get_logger, request_id_var
+from app.src.utils.logs import configure_logging, get_logger, request_id_var
 
 pytestmark = pytest.mark.usefixtures("logs_back_to_stdout")  # each test points logging at a stream of its own
 

@@ -6,14 +6,16 @@ import json
 import re
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from app.database import async_url
-from app.metrics import Metrics
+from app.http.metrics import HttpMetrics, exposition
+from app.http.problems import field_errors
 from app.middlewares import _accepted_request_id
+from app.src.api.common.errors import field_problems
 from app.src.api.common.models.base import StrictModel
 from app.src.utils.problems import problem_body
-from app.validation import field_errors
 
 
 @pytest.mark.requirement("NFR-6")
@@ -60,7 +62,7 @@ class Outer(StrictModel):
 def test_field_errors_point_at_each_failing_field() -> None:
     with pytest.raises(ValidationError) as raised:
         Outer.model_validate({"items": [{"count": 1}, {"count": "2"}], "odd_key": {"a/b~c": "x"}})
-    assert field_errors(raised.value) == [
+    assert field_errors(field_problems(raised.value)) == [
         {"pointer": "/items/1/count", "detail": "Input should be a valid integer", "code": "int_type"},
         {"pointer": "/odd_key/a~1b~0c", "detail": "Input should be a valid integer", "code": "int_type"},
     ]
@@ -80,11 +82,12 @@ def test_problem_body_has_every_rfc9457_member() -> None:
 
 
 def test_http_metrics_keep_one_series_per_method_route_and_status() -> None:
-    metrics = Metrics()
-    metrics.http.observe("GET", "/a", 200, 0.003)
-    metrics.http.observe("GET", "/a", 200, 0.2)
-    metrics.http.observe("GET", "/a", 503, 0.001)
-    text = metrics.render().decode()
+    registry = CollectorRegistry()
+    metrics = HttpMetrics(registry)
+    metrics.observe("GET", "/a", 200, 0.003)
+    metrics.observe("GET", "/a", 200, 0.2)
+    metrics.observe("GET", "/a", 503, 0.001)
+    text = exposition(registry)[0].decode()
     assert 'http_requests_total{method="GET",route="/a",status="200"} 2.0' in text
     assert 'http_requests_total{method="GET",route="/a",status="503"} 1.0' in text
     assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/a",status="200"} 1.0' in text

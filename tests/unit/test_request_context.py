@@ -6,8 +6,9 @@ import contextlib
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from app.metrics import Metrics
+from app.http.metrics import HttpMetrics, exposition
 from app.middlewares import RequestContextMiddleware
 
 SCOPE = {"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b""}
@@ -18,15 +19,15 @@ async def receive() -> dict[str, Any]:
 
 
 async def count(app: Any) -> tuple[str, list[dict[str, Any]]]:
-    metrics = Metrics()
+    registry = CollectorRegistry()
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
     with contextlib.suppress(RuntimeError):  # the error test's app raises it on purpose
-        await RequestContextMiddleware(app, metrics.http)(dict(SCOPE), receive, send)  # type: ignore[arg-type]
-    return metrics.render().decode(), sent
+        await RequestContextMiddleware(app, HttpMetrics(registry))(dict(SCOPE), receive, send)  # type: ignore[arg-type]
+    return exposition(registry)[0].decode(), sent
 
 
 def counted(exposition: str, status: int) -> bool:

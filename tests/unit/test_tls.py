@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from app.tls import ensure_self_signed
+from app.dev.certificate import ensure_self_signed
 
 
 def test_self_signed_certificate_covers_localhost_and_keeps_its_key_private(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ import uuid
 from quart import Blueprint, Response, g
 from quart_schema import document_response
 
-from ...authentication import public
-from ...src.api.auth.models import (
+from app.http.authentication import public
+from app.http.services import services
+from app.http.validation import json_response, responds, validate_body
+from app.src.api.auth.models import (
     Accepted,
     Done,
     LoginRequest,
@@ -24,16 +26,14 @@ from ...src.api.auth.models import (
     TotpEnrolment,
     TotpLoginRequest,
 )
-from ...src.api.auth.service import AuthService, Profile
-from ...state import app_state
-from ...validation import json_response, responds, validate_body
+from app.src.api.auth.service import AuthService, Profile
 
 blueprint = Blueprint("auth", __name__)
 _DONE = Done()
 
 
 def _service() -> AuthService:
-    return app_state().require_auth()
+    return services().auth
 
 
 def _profile() -> Profile:

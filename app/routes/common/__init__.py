@@ -6,10 +6,9 @@ from importlib.metadata import version
 
 from quart import Blueprint
 
-from ...src.api.common.models.service import Health, Readiness, Version
-from ...src.api.common.readiness import check_readiness
-from ...state import app_state
-from ...validation import responds
+from app.http.services import services
+from app.http.validation import responds
+from app.src.api.common.models.service import Health, Readiness, Version
 
 blueprint = Blueprint("common", __name__)
 _VERSION = version("proving-ground")
@@ -27,11 +26,10 @@ async def health() -> Health:
 @responds(Readiness)
 async def ready() -> Readiness:
     """Readiness: 503 problem+json while the database is unreachable or its schema is not at the newest migration."""
-    state = app_state()
-    return await check_readiness(state.require_database(), state.head_revision, state.settings.ready_timeout)
+    return await services().readiness.check()
 
 
 @blueprint.get("/version")
 @responds(Version)
 async def service_version() -> Version:
-    return Version(name="proving-ground", version=_VERSION, profile=app_state().settings.profile)
+    return Version(name="proving-ground", version=_VERSION, profile=services().settings.profile)

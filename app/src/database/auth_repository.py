@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .auth_tables import known_clients, login_failures, recovery_codes, refresh_tokens, sessions, users
+from app.src.database.auth_tables import known_clients, login_failures, recovery_codes, refresh_tokens, sessions, users
 
 
 @dataclass(frozen=True, slots=True)

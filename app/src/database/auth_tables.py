@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from .metadata import metadata
+from app.src.database.metadata import metadata
 
 users = sa.Table(
     "users",

@@ -23,8 +23,7 @@ import aiohttp
 import orjson
 from aiolimiter import AsyncLimiter
 
-from ...logs import get_logger, request_id_var
-from ..api.common.providers import (
+from app.src.api.common.providers import (
     CircuitOpenError,
     OutcomeUnknownError,
     ProviderBusyError,
@@ -35,12 +34,13 @@ from ..api.common.providers import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from .backoff import full_jitter, retry_after_seconds
-from .breaker import BreakerOpenError, CircuitBreaker
-from .budget import RetryBudget
-from .bulkhead import Bulkhead, BulkheadFullError
-from .metrics import ProviderMetrics
-from .policy import IDEMPOTENT_METHODS, ProviderPolicy
+from app.src.resilience.backoff import full_jitter, retry_after_seconds
+from app.src.resilience.breaker import BreakerOpenError, CircuitBreaker
+from app.src.resilience.budget import RetryBudget
+from app.src.resilience.bulkhead import Bulkhead, BulkheadFullError
+from app.src.resilience.metrics import ProviderMetrics
+from app.src.resilience.policy import IDEMPOTENT_METHODS, ProviderPolicy
+from app.src.utils.logs import get_logger, request_id_var
 
 # aiohttp rounds timeouts over 5 s up to the next whole second (to share timers): a 10 s deadline could end 1 s
 # late. Timeouts longer than this are rounded, so none is.

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ...logs import request_id_var
-from ..utils.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_type
-from .token_bucket import TokenBucket
+from app.src.resilience.token_bucket import TokenBucket
+from app.src.utils.logs import request_id_var
+from app.src.utils.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_type
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
@@ -57,20 +58,20 @@ class LoadShedder:
         limit: int,
         max_wait: float,
         retry_after: int,
-        exempt_prefixes: tuple[str, ...],
+        exempt: Callable[[str], bool],
         metrics: InboundMetrics,
     ) -> None:
         self._app = app
         self._limit = limit
         self._max_wait = max_wait
         self._retry_after = {"Retry-After": str(retry_after)}
-        self._exempt = exempt_prefixes
+        self._exempt = exempt
         self._slots = asyncio.Semaphore(limit)
         self._shed = metrics.shed
         metrics.in_flight.set_function(lambda: self._limit - self._slots._value)
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self._exempt):
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self._app(scope, receive, send)
             return
         if self._slots.locked():
@@ -103,14 +104,14 @@ class ClientRateLimiter:
         rate: float,
         burst: int,
         max_clients: int,
-        exempt_prefixes: tuple[str, ...],
+        exempt: Callable[[str], bool],
         metrics: InboundMetrics,
     ) -> None:
         self._app = app
         self._rate = rate
         self._burst = burst
         self._max_clients = max_clients
-        self._exempt = exempt_prefixes
+        self._exempt = exempt
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
         self._policy = (b"ratelimit-policy", f'"per-client";q={burst};w={max(1, round(burst / rate))}'.encode())
         self._rate_limited = metrics.rate_limited
@@ -126,7 +127,7 @@ class ClientRateLimiter:
         return bucket
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self._exempt):
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self._app(scope, receive, send)
             return
         client = next((value for name, value in scope["headers"] if name == CLIENT_ID_HEADER), None)

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from ..common.models.base import StrictModel
+from app.src.api.common.models.base import StrictModel
 
 Email = str
 

@@ -8,16 +8,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ....database import Database
-from ....logs import module_logger
-from ...database.auth_repository import AuthRepository, User, live_session
-from ...encryption import totp
-from ...encryption.opaque import digest, new_recovery_codes, new_refresh_token
-from ...encryption.passwords import PasswordHasher
-from ...encryption.tokens import InvalidTokenError, TokenKeyRing
-from ...utils.problems import ProblemError
-from .models import (
+from app.src.api.auth.models import (
     Accepted,
     LoginRequest,
     Me,
@@ -31,11 +24,29 @@ from .models import (
     TotpEnrolment,
     TotpLoginRequest,
 )
-from .password_policy import password_problem
+from app.src.api.auth.password_policy import password_problem
+from app.src.api.common.errors import (
+    AuthFailure,
+    ConflictError,
+    FieldProblem,
+    ForbiddenError,
+    InvalidInputError,
+    LockedError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from app.src.database.auth_repository import AuthRepository, User, live_session
+from app.src.encryption import totp
+from app.src.encryption.opaque import digest, new_recovery_codes, new_refresh_token
+from app.src.encryption.passwords import PasswordHasher
+from app.src.encryption.tokens import InvalidTokenError, TokenKeyRing
+from app.src.utils.logs import module_logger
+
+if TYPE_CHECKING:
+    from app.database import Database
 
 ACCESS, CHALLENGE, TOTP_SECRET = "access", "login-challenge", "totp-secret"
 _log = module_logger("auth")
-BEARER_CHALLENGE = 'Bearer realm="api", error="invalid_token"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,22 +77,21 @@ class LoginAlert:
     session_id: uuid.UUID
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": BEARER_CHALLENGE})
+def _invalid_token(detail: str) -> UnauthorizedError:
+    return UnauthorizedError(detail, AuthFailure.INVALID_TOKEN)
 
 
-def _invalid_credentials() -> ProblemError:
+def _invalid_credentials() -> UnauthorizedError:
     # One answer for an unknown address and a wrong password alike.
-    return ProblemError(401, "The e-mail address or the password is not correct.", slug="invalid-credentials")
+    return UnauthorizedError("The e-mail address or the password is not correct.", AuthFailure.INVALID_CREDENTIALS)
 
 
-def _invalid_code() -> ProblemError:
-    return ProblemError(401, "The code is not valid.", slug="invalid-code")
+def _invalid_code() -> UnauthorizedError:
+    return UnauthorizedError("The code is not valid.", AuthFailure.INVALID_CODE)
 
 
-def _weak_password(detail: str, field: str) -> ProblemError:
-    errors = [{"pointer": f"/{field}", "detail": detail, "code": "password_policy"}]
-    return ProblemError(422, detail, slug="validation-failed", title="Validation failed", extensions={"errors": errors})
+def _weak_password(detail: str, field: str) -> InvalidInputError:
+    return InvalidInputError(detail, [FieldProblem((field,), detail, "password_policy")])
 
 
 class AuthService:
@@ -149,9 +159,9 @@ class AuthService:
         try:
             claims = self._ring.open(CHALLENGE, request.challenge)
         except InvalidTokenError:
-            raise _unauthorized("The sign-in challenge is not valid.") from None
+            raise _invalid_token("The sign-in challenge is not valid.") from None
         if claims.get("exp", 0) < self._clock() or claims.get("cid") != client_id:
-            raise _unauthorized("The sign-in challenge has expired; sign in again.")
+            raise _invalid_token("The sign-in challenge has expired; sign in again.")
         user_id = int(claims["uid"])
         user = await self._check_second_factor(user_id, request.code, request.recovery_code)
         return await self._start_session(user, client_id)
@@ -225,17 +235,17 @@ class AuthService:
             repository = uow.repository(AuthRepository)
             found = await repository.use_refresh_token(digest(refresh_token))
             if found is None:
-                raise _unauthorized("The refresh token is not valid.")
+                raise _invalid_token("The refresh token is not valid.")
             session_id, first_use = found
             if not first_use:
                 # A rotated token came back: whoever holds it may have stolen it. End the whole session.
                 await repository.revoke_session(session_id, "refresh token reused")
                 await uow.commit()
-                raise _unauthorized("The refresh token was used already; the session is ended.")
+                raise _invalid_token("The refresh token was used already; the session is ended.")
             user_id = await repository.live_session_owner(session_id)
             if user_id is None:
                 await uow.commit()
-                raise _unauthorized("The session has ended; sign in again.")
+                raise _invalid_token("The session has ended; sign in again.")
             rotated = new_refresh_token()
             await repository.add_refresh_token(session_id, digest(rotated))
             await repository.touch_session(session_id)
@@ -266,9 +276,8 @@ class AuthService:
         return max(0, math.ceil(max(waits)))
 
     @staticmethod
-    def _locked(retry_after: int) -> ProblemError:
-        detail = "Too many failed attempts; try again later."
-        return ProblemError(429, detail, slug="locked", headers={"Retry-After": str(retry_after)})
+    def _locked(retry_after: int) -> LockedError:
+        return LockedError("Too many failed attempts; try again later.", retry_after)
 
     async def _record_failure(self, subject: bytes) -> None:
         async with self._database.unit_of_work() as uow:
@@ -288,13 +297,13 @@ class AuthService:
             session_id = uuid.UUID(str(claims["sid"]))
             expires = int(claims["exp"])
         except (InvalidTokenError, KeyError, ValueError, TypeError):
-            raise _unauthorized("The access token is not valid.") from None
+            raise _invalid_token("The access token is not valid.") from None
         if expires <= self._clock():
-            raise _unauthorized("The access token has expired.")
+            raise _invalid_token("The access token has expired.")
         async with self._database.reads.connect() as connection:
             session = await live_session(connection, session_id)
         if session is None:
-            raise _unauthorized("The session has ended; sign in again.")
+            raise _invalid_token("The session has ended; sign in again.")
         return Profile(session.user_id, tuple(session.roles), session_id)
 
     async def me(self, profile: Profile) -> Me:
@@ -308,7 +317,7 @@ class AuthService:
         async with self._database.unit_of_work() as uow:
             user = await uow.repository(AuthRepository).user_by_id(profile.user_id)
         if user is None:
-            raise _unauthorized("The account is gone.")
+            raise _invalid_token("The account is gone.")
         return user
 
     async def logout(self, profile: Profile, everywhere: bool = False) -> None:
@@ -341,12 +350,12 @@ class AuthService:
             revoked = await uow.repository(AuthRepository).revoke_sessions(profile.user_id, "revoked", only=session_id)
             await uow.commit()
         if not revoked:
-            raise ProblemError(404, "There is no such session of yours.", slug="not-found")
+            raise NotFoundError("There is no such session of yours.")
 
     async def change_password(self, profile: Profile, request: PasswordChange) -> None:
         user = await self._user(profile)
         if not await self._hasher.verify(request.current_password, user.password_hash):
-            raise ProblemError(403, "The current password is not correct.", slug="wrong-password")
+            raise ForbiddenError("The current password is not correct.", code="wrong-password")
         if problem := password_problem(request.new_password, user.email):
             raise _weak_password(problem, "new_password")
         password_hash = await self._hasher.hash(request.new_password)
@@ -361,7 +370,7 @@ class AuthService:
     async def enrol_totp(self, profile: Profile) -> TotpEnrolment:
         user = await self._user(profile)
         if user.totp_enabled:
-            raise ProblemError(409, "TOTP is enabled already; disable it first.", slug="totp-enabled")
+            raise ConflictError("TOTP is enabled already; disable it first.", code="totp-enabled")
         secret = totp.new_secret()
         async with self._database.unit_of_work() as uow:
             sealed = self._ring.seal(TOTP_SECRET, {"secret": secret})
@@ -379,7 +388,7 @@ class AuthService:
                 raise self._locked(retry_after)
             user = await repository.user_by_id(profile.user_id, for_update=True)
             if user is None or user.totp_enabled or user.totp_secret is None:
-                raise ProblemError(409, "Enrol first (POST /api/auth/totp/enrol).", slug="totp-not-enrolled")
+                raise ConflictError("Enrol first (POST /api/auth/totp/enrol).", code="totp-not-enrolled")
             if not await self._use_code(repository, user, code):
                 await repository.record_failure(subject)
                 await uow.commit()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -74,3 +74,9 @@ class ProviderRejectedError(ProviderError):
 class OutcomeUnknownError(ProviderError):
     """The connection failed after the request was sent: the provider may have acted. Reconcile, or retry
     with the same idempotency key."""
+
+
+class EmailSender(Protocol):
+    """Sends one e-mail; the same `idempotency_key` never sends twice. Raises a ProviderError when it cannot."""
+
+    async def send_email(self, to: str, subject: str, body: str, *, idempotency_key: str) -> None: ...

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import StrictModel
+from app.src.api.common.models.base import StrictModel
 
 
 class Health(StrictModel):

@@ -12,24 +12,11 @@ from quart import Response, request
 from quart_schema import document_response
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 
-from .src.utils.problems import ProblemError
+from app.http.problems import ProblemError
+from app.src.api.common.errors import InvalidInputError, field_problems
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Handler = Callable[..., Awaitable[Any]]
-
-
-def field_errors(error: Exception) -> list[dict[str, str]]:
-    """The failing fields as JSON Pointers, with pydantic's message and error code."""
-    if not isinstance(error, ValidationError):
-        return [{"pointer": "", "detail": str(error), "code": "invalid"}]
-    return [
-        {
-            "pointer": "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in item["loc"]),
-            "detail": item["msg"],
-            "code": item["type"],
-        }
-        for item in error.errors(include_url=False, include_input=False, include_context=False)
-    ]
 
 
 def _is_json(mimetype: str) -> bool:
@@ -50,13 +37,7 @@ async def read_json_body(model: type[ModelT]) -> ModelT:
     except ValidationError as error:
         if any(item["type"] == "json_invalid" for item in error.errors(include_url=False)):
             raise ProblemError(400, "The request body is not valid JSON.", slug="malformed-json") from None
-        raise ProblemError(
-            422,
-            "The request body does not match the schema.",
-            slug="validation-failed",
-            title="Validation failed",
-            extensions={"errors": field_errors(error)},
-        ) from None
+        raise InvalidInputError("The request body does not match the schema.", field_problems(error)) from None
 
 
 def validate_body(model: type[BaseModel]) -> Callable[[Handler], Handler]:

@@ -1,4 +1,4 @@
-"""Prometheus metrics, one registry per app so that several apps in one process never share series."""
+"""Prometheus: the HTTP request series, and the exposition of a registry at /metrics."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from .src.resilience.inbound import InboundMetrics
-from .src.resilience.metrics import ProviderMetrics
-from .src.utils.histogram import Histogram
-
-__all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "Metrics"]
+from app.src.utils.histogram import Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -55,12 +51,6 @@ class HttpMetrics(Collector):
         return [requests, latency]
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.http = HttpMetrics(self.registry)
-        self.inbound = InboundMetrics(self.registry)
-        self.providers = ProviderMetrics(self.registry)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """The registry in Prometheus's text format, and its content type."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -11,14 +11,13 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from functools import partial
-from typing import Any, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from .settings import LogFormat
-
+LogFormat = Literal["json", "console"]
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 

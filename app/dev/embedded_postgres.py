@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .shutdown import signals_held
+from app.runtime.shutdown import signals_held
 
 
 class EmbeddedPostgres:

@@ -8,9 +8,9 @@ from typing import Any
 from quart_schema import OpenAPIProvider
 from werkzeug.routing import Rule
 
-from .authentication import PUBLIC_ATTRIBUTE
-from .routes.adapter import GUARDED_PREFIX, OPEN_PREFIX
-from .src.api.common.models.service import Problem
+from app.http.authentication import is_public
+from app.routes.adapter import Access, access_of
+from app.src.api.common.models.service import Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 BEARER = "bearer"
@@ -28,7 +28,7 @@ class ProblemDocumentingProvider(OpenAPIProvider):
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         view = self._app.view_functions[rule.endpoint]
-        guarded = rule.rule.startswith(GUARDED_PREFIX) and not rule.rule.startswith(OPEN_PREFIX)
+        guarded = access_of(rule.rule) is Access.GUARDED
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for operations in paths.values():
             for operation in operations.values():
@@ -43,5 +43,5 @@ class ProblemDocumentingProvider(OpenAPIProvider):
                     operation["requestBody"] = {**operation["requestBody"], "required": True}
                 if guarded:
                     operation["parameters"] = [*operation["parameters"], CLIENT_ID]
-                    operation["security"] = [] if getattr(view, PUBLIC_ATTRIBUTE, False) else [{BEARER: []}]
+                    operation["security"] = [] if is_public(view) else [{BEARER: []}]
         return paths, components

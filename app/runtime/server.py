@@ -8,7 +8,7 @@ from types import FrameType
 import uvicorn
 from quart import Quart
 
-from .settings import Settings
+from app.settings import Settings
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

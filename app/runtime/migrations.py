@@ -11,9 +11,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from .database import async_url
+from app.database import async_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Replicas that start together migrate one at a time: the others wait, then find nothing to do.
 _MIGRATION_LOCK_KEY = 0x70726F76  # "prov"
 

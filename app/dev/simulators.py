@@ -11,10 +11,9 @@ from contextlib import contextmanager
 
 from pydantic import SecretStr
 
-from .settings import Settings
-from .shutdown import signals_held
+from app.runtime.shutdown import signals_held
+from app.settings import PROVIDERS, Settings
 
-PROVIDERS = ("payments", "catalog", "notify")  # on SIMULATOR_BASE_PORT, +1, +2
 SIMULATOR_API_KEY = "sk_test_proving_ground"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -56,7 +55,7 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 def simulated_providers(settings: Settings) -> Iterator[Settings]:
     """Start a simulator for every provider whose URL is not set; yield the settings pointing at them."""
     ports = {name: settings.simulator_base_port + offset for offset, name in enumerate(PROVIDERS)}
-    wanted = [name for name in PROVIDERS if getattr(settings, f"{name}_url") is None]
+    wanted = [name for name in PROVIDERS if settings.provider(name).url is None]
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for name in wanted:  # all at once: each spends most of its start-up importing

@@ -1,0 +1,114 @@
+"""The composition root: from Settings, everything a process holds — the database (an embedded PostgreSQL in dev
+and test when no DB_URI is given), a client per configured provider, and the services built on them — opened
+together and closed in reverse order. It knows nothing of HTTP: the app enters it while it serves
+(app/http/factory.py), and any other process uses it the same way:
+
+    async with open_services(settings) as services:
+        await services.auth.register(...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from app.database import Database, PoolSettings
+from app.dev.embedded_postgres import EmbeddedPostgres
+from app.runtime.migrations import head_revision
+from app.settings import PROVIDERS, ProviderName, Settings, new_token_key, parse_token_keys
+from app.src.api.auth.login_alerts import LoginAlerts
+from app.src.api.auth.service import AuthPolicy, AuthService
+from app.src.api.health.readiness import ReadinessCheck
+from app.src.api.notify_provider.email import NotifyEmailSender
+from app.src.encryption.passwords import PasswordHasher
+from app.src.encryption.tokens import TokenKeyRing
+from app.src.resilience.client import ProviderClient
+from app.src.resilience.metrics import ProviderMetrics
+from app.src.utils.logs import module_logger
+
+_log = module_logger("bootstrap")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    registry: CollectorRegistry  # the process's metrics; the root adds its providers' series
+    database: Database
+    providers: Mapping[ProviderName, ProviderClient]  # a client for each provider whose URL is set
+    auth: AuthService
+    readiness: ReadinessCheck
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, registry: CollectorRegistry | None = None) -> AsyncIterator[Services]:
+    registry = registry or CollectorRegistry(auto_describe=True)
+    async with AsyncExitStack() as stack:
+        database = await stack.enter_async_context(_database(settings))
+        provider_metrics = ProviderMetrics(registry)
+        stack.callback(registry.unregister, provider_metrics)
+        providers = {}
+        for name in PROVIDERS:
+            if (client := _provider_client(settings, name, provider_metrics)) is not None:
+                providers[name] = await stack.enter_async_context(client)
+        notify = providers.get("notify")
+        alerts = LoginAlerts(None if notify is None else NotifyEmailSender(notify))
+        stack.push_async_callback(alerts.drain)  # before the notify client closes
+        yield Services(
+            settings=settings,
+            registry=registry,
+            database=database,
+            providers=providers,
+            auth=_auth_service(settings, database, alerts),
+            readiness=ReadinessCheck(database, head_revision(), settings.ready_timeout),
+        )
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    """The pool on DB_URI, or on an embedded PostgreSQL started for the process (dev and test without DB_URI)."""
+    async with AsyncExitStack() as stack:
+        if settings.db_uri is not None:
+            uri = settings.db_uri.get_secret_value()
+        else:
+            embedded = EmbeddedPostgres(settings.embedded_database_dir)
+            uri = await asyncio.to_thread(embedded.start)
+            stack.push_async_callback(asyncio.to_thread, embedded.stop)
+            _log.info("embedded PostgreSQL started", data_dir=str(embedded.data_dir))
+        pool = PoolSettings(settings.db_pool_size, settings.db_connect_timeout, settings.db_statement_timeout)
+        database = Database(uri, pool)
+        stack.push_async_callback(database.dispose)
+        await database.initialize()
+        yield database
+
+
+def _provider_client(settings: Settings, name: ProviderName, metrics: ProviderMetrics) -> ProviderClient | None:
+    provider = settings.provider(name)
+    if provider.url is None:
+        return None
+    return ProviderClient(name, provider.url, provider.policy, metrics, api_key=provider.api_key)
+
+
+def _token_key_ring(settings: Settings) -> TokenKeyRing:
+    """TOKEN_KEYS; in dev and test without it, a key made for this process (its tokens die with it)."""
+    keys = settings.token_key_ring()
+    if keys is None:
+        _log.warning("TOKEN_KEYS is not set: tokens are sealed with a key that lasts this process only")
+        keys = parse_token_keys(new_token_key())
+    return TokenKeyRing(keys)
+
+
+def _auth_service(settings: Settings, database: Database, alerts: LoginAlerts) -> AuthService:
+    policy = AuthPolicy(
+        access_token_seconds=settings.access_token_seconds,
+        session_seconds=settings.session_seconds,
+        failures_per_hour=settings.login_failures_per_hour,
+        failures_per_burst=settings.login_failures_per_burst,
+        burst_seconds=settings.login_burst_seconds,
+        totp_issuer=settings.totp_issuer,
+    )
+    hasher = PasswordHasher(settings.password_hash_concurrency)
+    return AuthService(database, hasher, _token_key_ring(settings), policy, alerts.send)

@@ -1,0 +1,1 @@
+"""The HTTP layer: the app factory, error answers, validation, OpenAPI, authentication and request metrics."""

@@ -1,0 +1,105 @@
+"""`create_app()`: the HTTP service around the composition root, which it opens while it serves."""
+
+from __future__ import annotations
+
+import gc
+import re
+from contextlib import AsyncExitStack
+from importlib.metadata import version
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from quart import Quart
+from quart_cors import cors
+from quart_schema import QuartSchema
+
+from app.bootstrap import open_services
+from app.http.metrics import HttpMetrics
+from app.http.openapi import SECURITY_SCHEMES, ProblemDocumentingProvider
+from app.http.problems import register_error_handlers
+from app.http.services import attach_services
+from app.middlewares import RequestContextMiddleware, guard_request
+from app.routes.adapter import exempt_from_limits, register_blueprints
+from app.settings import Settings, load_settings
+from app.src.resilience.inbound import ClientRateLimiter, InboundMetrics, LoadShedder
+from app.src.utils.logs import configure_logging
+
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Client-Id", "X-Request-ID"]
+EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy", "Idempotent-Replayed", "ETag"]
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = Quart("app", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info={"title": "Proving Ground", "version": version("proving-ground")},
+        openapi_provider_class=ProblemDocumentingProvider,
+        security_schemes=SECURITY_SCHEMES,
+    )
+    if settings.cors_origins:
+        cors(
+            app,
+            allow_origin=[_origin(origin) for origin in settings.cors_origins],
+            allow_headers=ALLOWED_HEADERS,
+            expose_headers=EXPOSED_HEADERS,
+            allow_credentials=False,
+            max_age=600,
+        )
+    register_error_handlers(app)
+    app.before_request(guard_request)
+    register_blueprints(app)
+    registry = CollectorRegistry(auto_describe=True)
+    app.asgi_app = _with_middleware(app.asgi_app, settings, registry)  # type: ignore[method-assign]
+    _serve_with_services(app, settings, registry)
+    return app
+
+
+def _serve_with_services(app: Quart, settings: Settings, registry: CollectorRegistry) -> None:
+    """Open the composition root when the app starts serving and close it when it stops."""
+    stack = AsyncExitStack()
+
+    @app.before_serving
+    async def open_root() -> None:
+        attach_services(app, await stack.enter_async_context(open_services(settings, registry)))
+        # Everything built so far lives as long as the process: keep it out of the collector's full passes,
+        # which would otherwise walk every module, model and schema object and stall requests for milliseconds.
+        gc.freeze()
+
+    @app.after_serving
+    async def close_root() -> None:
+        attach_services(app, None)
+        await stack.aclose()
+
+
+def _with_middleware(asgi_app: Any, settings: Settings, registry: CollectorRegistry) -> RequestContextMiddleware:
+    """Outermost first: request context (id, access log, metrics), load shedding, per-client rate limits."""
+    requests, inbound = HttpMetrics(registry), InboundMetrics(registry)
+    if settings.client_rate is not None:
+        asgi_app = ClientRateLimiter(
+            asgi_app,
+            rate=settings.client_rate,
+            burst=settings.client_burst,
+            max_clients=settings.client_rate_max_clients,
+            exempt=exempt_from_limits,
+            metrics=inbound,
+        )
+    shedder = LoadShedder(
+        asgi_app,
+        limit=settings.inbound_concurrency,
+        max_wait=settings.inbound_max_wait,
+        retry_after=settings.inbound_retry_after,
+        exempt=exempt_from_limits,
+        metrics=inbound,
+    )
+    return RequestContextMiddleware(shedder, requests)
+
+
+def _origin(origin: str) -> str | re.Pattern[str]:
+    return re.compile(origin.removeprefix("re:")) if origin.startswith("re:") else origin

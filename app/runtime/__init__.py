@@ -1,0 +1,1 @@
+"""The service as processes: uvicorn with TLS and graceful shutdown, migrations, signal-safe clean-up."""

@@ -1,0 +1,217 @@
+"""The auth rules against the service itself: a real database, no HTTP, a clock the test moves.
+
+Lockout windows, refresh-token reuse, TOTP steps and recovery codes are decided by the service; these tests call
+it as a job or script would and read the kind of each refusal, never a status code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from app.database import Database
+from app.src.api.auth.models import LoginRequest, RegisterRequest, TokenPair, TotpChallenge, TotpLoginRequest
+from app.src.api.auth.service import AuthPolicy, AuthService, LoginAlert, Profile
+from app.src.api.common.errors import AuthFailure, LockedError, UnauthorizedError
+from app.src.encryption.passwords import Argon2Parameters, PasswordHasher
+from app.src.encryption.tokens import TokenKeyRing
+from app.src.encryption.totp import STEP_SECONDS, code_at
+from tests.integration.auth_support import NEW_KEY, PASSWORD
+from tests.support.postgres import truncate_all
+
+pytestmark = pytest.mark.integration
+
+EMAIL = "ada@example.org"
+CHEAP_ARGON2 = Argon2Parameters(memory_kib=1024, iterations=1, lanes=1)  # the rules, not the hash, are under test
+
+
+@dataclass
+class Clock:
+    """Wall-clock time moved by the test: the database stamps failures with its own now(), so the test starts
+    from the real time and moves forward from it."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Auth:
+    service: AuthService
+    clock: Clock
+    alerts: list[LoginAlert] = field(default_factory=list)
+
+    async def sign_in(self, password: str = PASSWORD, client_id: str = "script") -> TokenPair | TotpChallenge:
+        return await self.service.login(LoginRequest(email=EMAIL, password=password), client_id)
+
+    async def tokens(self, client_id: str = "script") -> TokenPair:
+        signed_in = await self.sign_in(client_id=client_id)
+        assert isinstance(signed_in, TokenPair)
+        return signed_in
+
+    async def profile(self) -> Profile:
+        return await self.service.authenticate((await self.tokens()).access_token)
+
+
+@pytest.fixture
+async def database(database_uri: str) -> AsyncIterator[Database]:
+    database = Database(database_uri)
+    await truncate_all(database_uri)
+    yield database
+    await database.dispose()
+    await truncate_all(database_uri)
+
+
+@pytest.fixture
+def auth(database: Database) -> Callable[..., Auth]:
+    """`auth(failures_per_burst=3, ...)`: the service with that policy, a registered account and a test clock."""
+
+    def build(**policy: Any) -> Auth:
+        clock = Clock()
+        alerts: list[LoginAlert] = []
+        service = AuthService(
+            database,
+            PasswordHasher(2, CHEAP_ARGON2),
+            TokenKeyRing([NEW_KEY]),
+            AuthPolicy(**policy),
+            alerts.append,
+            clock=clock,
+        )
+        return Auth(service, clock, alerts)
+
+    return build
+
+
+async def registered(auth: Auth) -> Auth:
+    await auth.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    return auth
+
+
+async def wrong_passwords(auth: Auth, count: int) -> None:
+    for _ in range(count):
+        with pytest.raises(UnauthorizedError) as refused:
+            await auth.sign_in("not my passphrase")
+        assert refused.value.reason is AuthFailure.INVALID_CREDENTIALS
+
+
+async def test_the_burst_limit_locks_for_its_window_then_lets_the_right_password_in(
+    auth: Callable[..., Auth],
+) -> None:
+    ada = await registered(auth(failures_per_burst=3, burst_seconds=300, failures_per_hour=100))
+    await wrong_passwords(ada, 3)
+    with pytest.raises(LockedError) as locked:
+        await ada.sign_in()  # the right password changes nothing while locked
+    assert 295 <= locked.value.retry_after <= 300
+    ada.clock.advance(299)
+    with pytest.raises(LockedError):
+        await ada.sign_in()
+    ada.clock.advance(2)
+    assert isinstance(await ada.sign_in(), TokenPair)
+
+
+async def test_the_hourly_limit_locks_until_the_oldest_failure_it_counts_is_an_hour_old(
+    auth: Callable[..., Auth],
+) -> None:
+    ada = await registered(auth(failures_per_burst=100, failures_per_hour=4))
+    await wrong_passwords(ada, 4)
+    with pytest.raises(LockedError) as locked:
+        await ada.sign_in()
+    assert 3500 < locked.value.retry_after <= 3600
+    ada.clock.advance(3601)
+    assert isinstance(await ada.sign_in(), TokenPair)
+
+
+async def test_a_success_clears_the_failures_so_the_next_burst_starts_from_nothing(
+    auth: Callable[..., Auth],
+) -> None:
+    ada = await registered(auth(failures_per_burst=3))
+    await wrong_passwords(ada, 2)
+    await ada.tokens()
+    await wrong_passwords(ada, 2)
+    assert isinstance(await ada.sign_in(), TokenPair)
+
+
+async def test_a_reused_refresh_token_ends_its_session_and_every_token_of_it(auth: Callable[..., Auth]) -> None:
+    ada = await registered(auth())
+    first = await ada.tokens()
+    second = await ada.service.refresh(first.refresh_token)
+    assert (await ada.service.authenticate(second.access_token)).user_id == 1
+    with pytest.raises(UnauthorizedError, match="used already") as reused:
+        await ada.service.refresh(first.refresh_token)
+    assert reused.value.reason is AuthFailure.INVALID_TOKEN
+    with pytest.raises(UnauthorizedError, match="session has ended"):
+        await ada.service.authenticate(second.access_token)
+    with pytest.raises(UnauthorizedError):
+        await ada.service.refresh(second.refresh_token)
+
+
+async def enrolled(auth: Auth) -> tuple[str, list[str]]:
+    """TOTP on for the account, confirmed with the code of the step before now: (secret, recovery codes)."""
+    profile = await auth.profile()
+    secret = (await auth.service.enrol_totp(profile)).secret
+    step = int(auth.clock() // STEP_SECONDS)
+    codes = await auth.service.confirm_totp(profile, code_at(secret, step - 1))
+    return secret, codes.recovery_codes
+
+
+async def challenge(auth: Auth) -> str:
+    signed_in = await auth.sign_in()
+    assert isinstance(signed_in, TotpChallenge)
+    return signed_in.challenge
+
+
+async def test_each_totp_step_is_accepted_once_and_never_an_earlier_one(auth: Callable[..., Auth]) -> None:
+    ada = await registered(auth())
+    secret, _ = await enrolled(ada)
+    step = int(ada.clock() // STEP_SECONDS)
+
+    async def answer(code: str) -> TokenPair:
+        return await ada.service.login_with_totp(TotpLoginRequest(challenge=await challenge(ada), code=code), "script")
+
+    assert isinstance(await answer(code_at(secret, step)), TokenPair)
+    for replayed in (code_at(secret, step), code_at(secret, step - 1)):
+        with pytest.raises(UnauthorizedError) as refused:
+            await answer(replayed)
+        assert refused.value.reason is AuthFailure.INVALID_CODE
+    assert isinstance(await answer(code_at(secret, step + 1)), TokenPair)
+
+
+async def test_each_recovery_code_works_once_whatever_its_case(auth: Callable[..., Auth]) -> None:
+    ada = await registered(auth())
+    _, codes = await enrolled(ada)
+
+    async def recover(code: str) -> TokenPair:
+        request = TotpLoginRequest(challenge=await challenge(ada), recovery_code=code)
+        return await ada.service.login_with_totp(request, "script")
+
+    assert isinstance(await recover(codes[0].upper()), TokenPair)
+    with pytest.raises(UnauthorizedError) as spent:
+        await recover(codes[0])
+    assert spent.value.reason is AuthFailure.INVALID_CODE
+    assert isinstance(await recover(codes[1]), TokenPair)
+
+
+async def test_a_sign_in_challenge_expires_with_the_clock(auth: Callable[..., Auth]) -> None:
+    ada = await registered(auth())
+    secret, _ = await enrolled(ada)
+    pending = await challenge(ada)
+    ada.clock.advance(AuthPolicy().challenge_seconds + 1)
+    code = code_at(secret, int(ada.clock() // STEP_SECONDS))
+    with pytest.raises(UnauthorizedError, match="expired"):
+        await ada.service.login_with_totp(TotpLoginRequest(challenge=pending, code=code), "script")
+
+
+async def test_a_sign_in_from_a_new_client_raises_one_alert_per_client(auth: Callable[..., Auth]) -> None:
+    ada = await registered(auth())
+    await ada.tokens("phone")
+    await ada.tokens("phone")
+    await ada.tokens("laptop")
+    assert [(alert.email, alert.client_id) for alert in ada.alerts] == [(EMAIL, "phone"), (EMAIL, "laptop")]
