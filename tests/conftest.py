@@ -1,14 +1,13 @@
-"""The test topology (DESIGN section 7): PostgreSQL from TEST_DB_URI, else a Docker testcontainer where an engine
-answers, else the embedded pgserver; one database per pytest-xdist worker, cloned from a migrated template."""
+"""The test topology (DESIGN section 7): PostgreSQL from TEST_DB_URI, else a Docker testcontainer when TEST_DB=container
+asks for one, else the embedded pgserver; one database per pytest-xdist worker, cloned from a migrated template."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -20,6 +19,13 @@ from app import create_app
 from app.dev.embedded_postgres import embedded_postgres
 from app.settings import Settings
 from app.src.utils.logs import configure_logging
+from tests.support.database_choice import (
+    DEFAULT_IMAGE,
+    ContainerDatabase,
+    ContainerUnavailableError,
+    DatabaseChoice,
+    choose_database,
+)
 from tests.support.postgres import (
     create_empty_database,
     drop_database,
@@ -31,31 +37,46 @@ from tests.support.postgres import (
 pytest_plugins = ["tests.support.simulator_fixtures"]
 
 
-def _docker_answers() -> bool:
-    """Whether a Docker engine listens where DOCKER_HOST (or the default socket) says; a client alone is not one."""
-    target = urlsplit(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+_CONTAINER = pytest.StashKey[ContainerDatabase]()
+_CONTAINER_URI = "test_db_container_uri"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With TEST_DB=container, one container for the whole run, started here (once, before any xdist worker);
+    a container that cannot be had stops the run with one message that says why."""
+    if hasattr(config, "workerinput"):
+        return
     try:
-        if target.scheme == "unix":
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.settimeout(2)
-                probe.connect(target.path)
-        else:
-            socket.create_connection((target.hostname or "localhost", target.port or 2375), timeout=2).close()
-    except OSError:
-        return False
-    return True
+        if choose_database(os.environ) is not DatabaseChoice.CONTAINER:
+            return
+        container = ContainerDatabase(os.environ.get("TEST_DB_IMAGE", DEFAULT_IMAGE))
+        config.stash[_CONTAINER] = container
+        container.start()
+    except (ValueError, ContainerUnavailableError) as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if (container := config.stash.get(_CONTAINER, None)) is not None:
+        container.stop()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: each worker gets the container's URI from the run that started it."""
+    if (container := node.config.stash.get(_CONTAINER, None)) is not None:
+        node.workerinput[_CONTAINER_URI] = container.uri
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_uri() -> Iterator[str]:
-    """A URI on which the suite may create databases."""
-    if uri := os.environ.get("TEST_DB_URI"):
-        yield uri
-    elif _docker_answers():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:16-alpine", driver=None) as container:
-            yield container.get_connection_url()
+def postgres_admin_uri(pytestconfig: pytest.Config) -> Iterator[str]:
+    """A URI on which the suite may create databases (see tests/support/database_choice.py)."""
+    choice = choose_database(os.environ)
+    if choice is DatabaseChoice.GIVEN:
+        yield os.environ["TEST_DB_URI"]
+    elif choice is DatabaseChoice.CONTAINER:
+        worker_input: dict[str, Any] = getattr(pytestconfig, "workerinput", {})
+        yield worker_input.get(_CONTAINER_URI) or pytestconfig.stash[_CONTAINER].uri
     else:
         with embedded_postgres(repository_root() / ".data" / "test-postgres") as uri:
             yield uri
