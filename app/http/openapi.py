@@ -29,7 +29,9 @@ class ProblemDocumentingProvider(OpenAPIProvider):
         paths, components = super().build_paths(rule)
         view = self._app.view_functions[rule.endpoint]
         guarded = access_of(rule.rule) is Access.GUARDED
-        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components |= problem.pop("$defs", {})  # where its references point: components, not the model's own $defs
+        components["Problem"] = problem
         for operations in paths.values():
             for operation in operations.values():
                 operation["responses"] = {

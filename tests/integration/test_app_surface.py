@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from openapi_spec_validator import validate
 from quart.typing import TestClientProtocol as HttpClient
 from werkzeug.datastructures import Headers
 
@@ -35,6 +36,12 @@ async def test_cors_answers_only_listed_origins(settings: Settings) -> None:
 
 async def test_no_cors_headers_without_an_allow_list(client: HttpClient) -> None:
     assert "Access-Control-Allow-Origin" not in await preflight(client, "https://app.example")
+
+
+async def test_the_openapi_document_is_valid_openapi(client: HttpClient) -> None:
+    document = await (await client.get("/openapi.json")).get_json()
+    validate(document)  # raises on a dangling $ref, an unknown keyword, a malformed operation
+    assert "FieldError" in document["components"]["schemas"]
 
 
 async def test_openapi_documents_the_routes_and_docs_page_is_served(client: HttpClient) -> None:

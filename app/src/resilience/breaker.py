@@ -1,5 +1,7 @@
 """A circuit breaker per provider (after Resilience4j): failure rate over a sliding window of the last calls;
-open for a while; then half-open with a few trial permits, each released on success, failure or cancellation."""
+open for a while; then half-open with a few trial permits, each released on success, failure or cancellation.
+A permit belongs to the period (closed, or one half-open spell) that issued it: one that ends in a later period
+counts for nothing, so a slow call from before cannot close, open or free a trial of the breaker now."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._trials_issued = 0
         self._trials_passed = 0
+        self._period = 0  # the number of the state period now: a trial counts only in the period that issued it
 
     @property
     def state(self) -> BreakerState:
@@ -65,13 +68,13 @@ class CircuitBreaker:
             if self._trials_issued >= self._half_open_calls:
                 raise BreakerOpenError(0.0)
             self._trials_issued += 1
-            return Permit(self, trial=True)
-        return Permit(self, trial=False)
+            return Permit(self, trial=True, period=self._period)
+        return Permit(self, trial=False, period=self._period)
 
-    def _record(self, failed: bool, trial: bool) -> None:
+    def _record(self, failed: bool, trial: bool, period: int) -> None:
+        if period != self._period:
+            return  # issued before the last change of state (or a trial that ended after another had decided)
         if trial:
-            if self._state is not BreakerState.HALF_OPEN:
-                return  # a trial that finished after another trial had already decided
             if failed:
                 self._open()
             else:
@@ -81,8 +84,6 @@ class CircuitBreaker:
                     self._failures = 0
                     self._move(BreakerState.CLOSED)
             return
-        if self._state is not BreakerState.CLOSED:
-            return
         outcomes = self._outcomes
         if len(outcomes) == outcomes.maxlen and outcomes[0]:
             self._failures -= 1  # the oldest outcome is about to leave the window
@@ -91,8 +92,8 @@ class CircuitBreaker:
         if len(outcomes) >= self._minimum_calls and self._failures / len(outcomes) >= self._failure_rate:
             self._open()
 
-    def _release_trial(self) -> None:
-        if self._state is BreakerState.HALF_OPEN and self._trials_issued > 0:
+    def _release_trial(self, period: int) -> None:
+        if period == self._period and self._trials_issued > 0:
             self._trials_issued -= 1
 
     def _open(self) -> None:
@@ -102,6 +103,7 @@ class CircuitBreaker:
     def _move(self, state: BreakerState) -> None:
         previous, self._state = self._state, state
         self._trials_issued = self._trials_passed = 0
+        self._period += 1
         if self._on_transition is not None and previous is not state:
             self._on_transition(previous, state)
 
@@ -110,11 +112,12 @@ class Permit:
     """Recorded exactly once: `succeeded()`, `failed()` (or `record(failed)`), or on leaving the `with` without
     any (cancellation, an error that says nothing of the provider) the trial permit is handed back unrecorded."""
 
-    __slots__ = ("_breaker", "_done", "_trial")
+    __slots__ = ("_breaker", "_done", "_period", "_trial")
 
-    def __init__(self, breaker: CircuitBreaker, trial: bool) -> None:
+    def __init__(self, breaker: CircuitBreaker, trial: bool, period: int) -> None:
         self._breaker = breaker
         self._trial = trial
+        self._period = period
         self._done = False
 
     def succeeded(self) -> None:
@@ -126,7 +129,7 @@ class Permit:
     def record(self, failed: bool) -> None:
         if not self._done:
             self._done = True
-            self._breaker._record(failed, self._trial)
+            self._breaker._record(failed, self._trial, self._period)
 
     def __enter__(self) -> Permit:
         return self
@@ -137,4 +140,4 @@ class Permit:
         if not self._done:
             self._done = True
             if self._trial:
-                self._breaker._release_trial()
+                self._breaker._release_trial(self._period)

@@ -114,3 +114,35 @@ def test_an_outcome_is_recorded_once() -> None:
         call(circuit, failed=False)
     call(circuit, failed=True)
     assert circuit.state.name == "OPEN"  # 2 failures of 4, not 3 of 6
+
+
+@pytest.mark.requirement("NFR-2")
+def test_a_trial_from_an_earlier_half_open_period_counts_for_nothing_in_the_current_one() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    open_it(circuit)
+    clock.now += 10
+    late = circuit.permit()  # a trial of the first half-open period, still on its way
+    call(circuit, failed=True)  # the other trial fails: open again
+    clock.now += 10
+    first = circuit.permit()  # the second half-open period
+    late.succeeded()  # the first period's trial ends now: it says nothing of the provider today
+    first.succeeded()
+    assert circuit.state.name == "HALF_OPEN"  # one trial of this period passed, two are needed
+    call(circuit, failed=False)
+    assert circuit.state.name == "CLOSED"
+
+
+def test_a_trial_from_an_earlier_period_hands_back_no_permit_of_the_current_one() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    open_it(circuit)
+    clock.now += 10
+    late = circuit.permit()
+    call(circuit, failed=True)
+    clock.now += 10
+    held = [circuit.permit(), circuit.permit()]  # every trial permit of this period is out
+    late.__exit__(None, None, None)  # the earlier trial leaves without an outcome
+    with pytest.raises(BreakerOpenError):
+        circuit.permit()
+    assert len(held) == 2
