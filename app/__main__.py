@@ -15,7 +15,7 @@ from app.dev.certificate import ensure_self_signed
 from app.dev.embedded_postgres import embedded_postgres
 from app.dev.simulators import simulated_providers
 from app.runtime.migrations import upgrade
-from app.settings import Settings, load_settings, new_token_key
+from app.settings import ProfileNotSetError, Settings, load_settings, new_token_key
 from app.src.utils.logs import configure_logging, get_logger
 
 
@@ -106,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("`keys` takes `new` or `list`; the other commands take nothing more")
     overrides = {"profile": "dev"} if arguments.command == "dev" else {}
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings(profile_required=arguments.command == "serve", **overrides)
     except ValidationError as error:
         messages = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
         sys.stderr.write(f"invalid settings: {messages}\n")
+        return 2
+    except ProfileNotSetError as error:
+        sys.stderr.write(f"{error}\n")
         return 2
     if arguments.command == "keys":
         keys(settings, arguments.action)

@@ -189,8 +189,20 @@ def parse_token_keys(raw: str) -> list[tuple[str, bytes]]:
     return ring
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment; `.env` is read only when the profile (from the environment) is dev."""
+class ProfileNotSetError(ValueError):
+    def __init__(self) -> None:
+        super().__init__(
+            "PROFILE is not set: say which environment this is (dev, test, stage or prod); "
+            "`make run` (python -m app dev) sets dev"
+        )
+
+
+def load_settings(*, profile_required: bool = False, **overrides: Any) -> Settings:
+    """Read settings from the environment; `.env` is read only when the profile (from the environment) is dev.
+    `profile_required`: a process that serves must be told its profile, or it would run with dev's defaults
+    (a key that lasts the process, `.env`, an embedded database) wherever it was deployed."""
+    if profile_required and "profile" not in overrides and not os.environ.get("PROFILE"):
+        raise ProfileNotSetError
     profile = overrides.get("profile") or os.environ.get("PROFILE", "dev")
     env_file = ".env" if profile == "dev" else None
     secrets_dir = os.environ.get("SECRETS_DIR")

@@ -10,16 +10,23 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = dt.timedelta(days=30)
 RENEW_BEFORE = dt.timedelta(days=2)
+# A server's leaf: it signs TLS handshakes and nothing else. Trusting it (as `make run`'s users do) must not
+# mean trusting whatever a stolen dev key could sign.
+_SIGNATURE_ONLY = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+)  # fmt: skip
 
 
 def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
-    """(certificate, key) files for localhost, 127.0.0.1 and ::1 under `directory`, made when missing or expiring."""
+    """(certificate, key) files for localhost, 127.0.0.1 and ::1 under `directory`, made when missing, expiring or
+    not a leaf."""
     cert_file, key_file = directory / "localhost.crt", directory / "localhost.key"
-    if cert_file.is_file() and key_file.is_file() and not _expiring(cert_file):
+    if cert_file.is_file() and key_file.is_file() and not _to_replace(cert_file):
         return cert_file, key_file
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -43,7 +50,9 @@ def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
             ),
             critical=False,
         )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_SIGNATURE_ONLY, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
     key_bytes = key.private_bytes(
@@ -56,9 +65,11 @@ def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def _expiring(cert_file: Path) -> bool:
+def _to_replace(cert_file: Path) -> bool:
+    """Unreadable, expiring soon, or made as a certificate authority (as earlier versions did)."""
     try:
         certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    except ValueError:
+        authority = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (ValueError, x509.ExtensionNotFound):
         return True
-    return certificate.not_valid_after_utc - dt.datetime.now(dt.UTC) < RENEW_BEFORE
+    return authority or certificate.not_valid_after_utc - dt.datetime.now(dt.UTC) < RENEW_BEFORE

@@ -29,7 +29,8 @@ EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy
 
 
 def create_app(settings: Settings | None = None) -> Quart:
-    settings = settings or load_settings()
+    """The app for `settings`; without them (uvicorn's --factory), from the environment, which must name PROFILE."""
+    settings = settings or load_settings(profile_required=True)
     configure_logging(settings.log_level, settings.log_format)
     app = Quart("app", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from openapi_spec_validator import validate
 from quart.typing import TestClientProtocol as HttpClient
 from werkzeug.datastructures import Headers
 
 from app import create_app
 from app.routes.adapter import Access, access_of
-from app.settings import Settings
+from app.settings import ProfileNotSetError, Settings
 from tests.support.probe import PREFIX, add_probe_routes
 
 
@@ -73,6 +74,12 @@ async def test_a_public_guarded_route_needs_the_client_id_but_no_token(settings:
         assert (await client.get(f"{PREFIX}/whoami")).status_code == 400
         answered = await client.get(f"{PREFIX}/whoami", headers={"X-Client-Id": "web"})
         assert (answered.status_code, await answered.get_json()) == (200, {"client_id": "web"})
+
+
+def test_the_app_factory_refuses_an_environment_that_names_no_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROFILE", raising=False)
+    with pytest.raises(ProfileNotSetError, match="PROFILE is not set"):
+        create_app()  # as `uvicorn app:create_app --factory` calls it
 
 
 def test_one_rule_says_what_each_path_asks_of_its_callers() -> None:

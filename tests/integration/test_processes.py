@@ -109,6 +109,18 @@ async def test_deployed_profile_refuses_to_start_without_its_secrets(profile: st
     assert "hunter2-secret" not in message + stdout.decode()
 
 
+async def test_serve_without_a_profile_refuses_to_start(tmp_path: Path) -> None:
+    """A deployment that forgot PROFILE would otherwise run as dev: ephemeral keys, .env, an embedded database."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "serve", env=clean_environment(), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    assert "PROFILE is not set" in stderr.decode()
+    assert not (tmp_path / ".data").exists()  # nothing was started, not even an embedded database
+
+
 def test_environment_of_the_test_run_is_not_leaked_into_children() -> None:
     os.environ["DB_URI"] = "postgresql://leak@nowhere/db"
     try:
