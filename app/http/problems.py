@@ -6,7 +6,7 @@ is answered over HTTP. `ProblemError` is for what only HTTP knows (a missing hea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -86,8 +86,16 @@ def _bearer_challenge(error: UnauthorizedError) -> dict[str, str]:
     return {} if challenge is None else {"WWW-Authenticate": challenge}
 
 
+def _errors_extension(problems: Sequence[FieldProblem], total: int) -> dict[str, Any]:
+    """The failing fields; and, where only the first were listed, how many were left out."""
+    extensions: dict[str, Any] = {"errors": field_errors(problems)}
+    if total > len(problems):
+        extensions["errors_omitted"] = total - len(problems)
+    return extensions
+
+
 def _field_errors(error: InvalidInputError) -> dict[str, Any]:
-    return {"errors": field_errors(error.problems)}
+    return _errors_extension(error.problems, error.total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +181,7 @@ async def _querystring_invalid(error: RequestSchemaValidationError) -> Response:
         "Invalid request parameters",
         "The request's parameters do not match the schema.",
         type_=problem_type("invalid-parameters"),
-        extensions={"errors": field_errors(field_problems(error.validation_error))},
+        extensions=_errors_extension(*field_problems(error.validation_error)),
     )
 
 

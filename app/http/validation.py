@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from quart import Response, request
 from quart_schema import document_response
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.http.problems import ProblemError
 from app.src.api.common.errors import InvalidInputError, field_problems
@@ -23,7 +24,9 @@ def _is_json(mimetype: str) -> bool:
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
-async def read_json_body(model: type[ModelT]) -> ModelT:
+async def read_json_body(model: type[ModelT], max_bytes: int | None = None) -> ModelT:
+    if max_bytes is not None and (request.content_length or 0) > max_bytes:
+        raise RequestEntityTooLarge
     if not _is_json(request.mimetype):
         raise ProblemError(
             415,
@@ -32,21 +35,26 @@ async def read_json_body(model: type[ModelT]) -> ModelT:
             headers={"Accept-Post": "application/json"},
         )
     body = await request.get_data(cache=True, as_text=False)
+    if max_bytes is not None and len(body) > max_bytes:  # sent without a Content-Length
+        raise RequestEntityTooLarge
     try:
         return model.model_validate_json(body)
     except ValidationError as error:
         if any(item["type"] == "json_invalid" for item in error.errors(include_url=False)):
             raise ProblemError(400, "The request body is not valid JSON.", slug="malformed-json") from None
-        raise InvalidInputError("The request body does not match the schema.", field_problems(error)) from None
+        problems, total = field_problems(error)
+        raise InvalidInputError("The request body does not match the schema.", problems, total=total) from None
 
 
-def validate_body(model: type[BaseModel]) -> Callable[[Handler], Handler]:
-    """Like quart-schema's `validate_request`, strict: the handler gets `data=`, the OpenAPI documents the model."""
+def validate_body(model: type[BaseModel], max_bytes: int | None = None) -> Callable[[Handler], Handler]:
+    """Like quart-schema's `validate_request`, strict: the handler gets `data=`, the OpenAPI documents the model.
+    `max_bytes`: a route whose bodies are small refuses larger ones (413) before parsing them (the app's
+    MAX_BODY_BYTES applies to every route)."""
 
     def decorator(handler: Handler) -> Handler:
         @wraps(handler)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await handler(*args, data=await read_json_body(model), **kwargs)
+            return await handler(*args, data=await read_json_body(model, max_bytes), **kwargs)
 
         setattr(wrapper, QUART_SCHEMA_REQUEST_ATTRIBUTE, (model, DataSource.JSON))
         return wrapper

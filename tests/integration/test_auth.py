@@ -62,6 +62,13 @@ async def test_weak_passwords_are_refused_and_nothing_is_created(ada: User, pass
     assert (await ada.login(password)).status_code == 401
 
 
+async def test_an_auth_body_larger_than_any_valid_one_is_refused_unread(ada: User) -> None:
+    padded = {"email": ada.email, "password": PASSWORD, "display_name": "Ada", "padding": "x" * 17_000}
+    response = await ada.client.post("/api/auth/register", json=padded, headers=ada.headers())
+    assert response.status_code == 413
+    assert response.headers["Content-Type"] == "application/problem+json"
+
+
 async def test_a_64_character_password_with_spaces_and_unicode_is_accepted(ada: User) -> None:
     password = "ünïcode and spaces are fine in a long passphrase, no rules needed!"[:64]
     assert (await ada.register(password)).status_code == 202

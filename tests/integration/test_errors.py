@@ -76,6 +76,18 @@ async def test_unknown_field_is_rejected(probe: HttpClient) -> None:
     ]
 
 
+@pytest.mark.requirement("NFR-5")
+async def test_a_body_of_thousands_of_bad_fields_gets_a_short_answer_that_says_how_many_were_left_out(
+    probe: HttpClient,
+) -> None:
+    body = json.dumps({f"k{index}": 0 for index in range(5000)}).encode()  # under the 64 KiB limit
+    response = await probe.post(f"{PREFIX}/orders", data=body, headers={**CLIENT, "Content-Type": "application/json"})
+    problem = await problem_of(response, 422)
+    assert len(problem["errors"]) == 20
+    assert problem["errors_omitted"] == 5001 - 20  # every unknown key, and the missing quantity
+    assert len(await response.get_data()) < 4096
+
+
 async def test_valid_body_reaches_the_handler(probe: HttpClient) -> None:
     response = await probe.post(f"{PREFIX}/orders", json={"quantity": 5, "note": "gift"}, headers=CLIENT)
     assert response.status_code == 201

@@ -62,7 +62,7 @@ class Outer(StrictModel):
 def test_field_errors_point_at_each_failing_field() -> None:
     with pytest.raises(ValidationError) as raised:
         Outer.model_validate({"items": [{"count": 1}, {"count": "2"}], "odd_key": {"a/b~c": "x"}})
-    assert field_errors(field_problems(raised.value)) == [
+    assert field_errors(field_problems(raised.value)[0]) == [
         {"pointer": "/items/1/count", "detail": "Input should be a valid integer", "code": "int_type"},
         {"pointer": "/odd_key/a~1b~0c", "detail": "Input should be a valid integer", "code": "int_type"},
     ]

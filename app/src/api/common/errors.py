@@ -35,24 +35,28 @@ class FieldProblem:
     code: str
 
 
-def field_problems(error: Exception) -> list[FieldProblem]:
-    """pydantic's errors as field problems (any other error, which names no field, as one about the whole input)."""
+# A client fixes its request from the first few problems; a body of 90,000 unknown keys must not get 90,000 back.
+REPORTED_PROBLEMS = 20
+
+
+def field_problems(error: Exception) -> tuple[list[FieldProblem], int]:
+    """The first REPORTED_PROBLEMS of pydantic's errors as field problems, and how many there were (any other
+    error, which names no field, as one problem with the whole input)."""
     if not isinstance(error, ValidationError):
-        return [FieldProblem((), str(error), "invalid")]
-    return [
-        FieldProblem(tuple(item["loc"]), item["msg"], item["type"])
-        for item in error.errors(include_url=False, include_input=False, include_context=False)
-    ]
+        return [FieldProblem((), str(error), "invalid")], 1
+    items = error.errors(include_url=False, include_input=False, include_context=False)[:REPORTED_PROBLEMS]
+    return [FieldProblem(tuple(item["loc"]), item["msg"], item["type"]) for item in items], error.error_count()
 
 
 class InvalidInputError(DomainError):
-    """The request breaks a rule of its own: each failing field is named."""
+    """The request breaks a rule of its own: each failing field is named (the first few, and how many in all)."""
 
     code = "validation-failed"
 
-    def __init__(self, detail: str, problems: Sequence[FieldProblem]) -> None:
+    def __init__(self, detail: str, problems: Sequence[FieldProblem], *, total: int | None = None) -> None:
         super().__init__(detail)
         self.problems = tuple(problems)
+        self.total = len(self.problems) if total is None else total
 
 
 class AuthFailure(Enum):

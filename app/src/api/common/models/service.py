@@ -40,3 +40,6 @@ class Problem(StrictModel):
     instance: str
     request_id: str | None
     errors: list[FieldError] | None = None
+    errors_omitted: int | None = Field(
+        default=None, description="Failing fields not listed in `errors`, which lists only the first ones."
+    )
