@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from types import TracebackType
 
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.src.database.failures import as_unavailable, leave_block
 from app.src.database.unit_of_work import UnitOfWork
 from app.src.utils.logs import module_logger
 
@@ -55,6 +57,11 @@ class Database:
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self._sessions)
 
+    def reading(self) -> Reading:
+        """`async with database.reading() as connection:` an autocommit connection for reads; a database that
+        cannot serve leaves the block as UnavailableError, as a unit of work does."""
+        return Reading(self.reads)
+
     async def initialize(self) -> None:
         """Open a few pooled connections so the first requests do not pay for them; an unreachable database is
         logged, not fatal: the service starts and reports itself not ready until the database answers."""
@@ -78,6 +85,37 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class Reading:
+    __slots__ = ("_connection", "_engine")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        try:
+            self._connection = await self._engine.connect()
+        except Exception as error:
+            if (unavailable := as_unavailable(error)) is not None:
+                raise unavailable from error
+            raise
+        return self._connection
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connection, self._connection = self._connection, None
+        leave_block(exc, None if connection is None else await _close(connection))
+
+
+async def _close(connection: AsyncConnection) -> Exception | None:
+    try:
+        await connection.close()
+    except Exception as error:  # noqa: BLE001 - handed to leave_block, which decides what the caller sees
+        return error
+    return None
 
 
 __all__ = ["AsyncSession", "Database", "PoolSettings", "async_url"]

@@ -11,7 +11,11 @@ _KEY = "proving_ground.services"
 
 def services() -> Services:
     """The services of the app serving this request; only while it serves (its `before_serving` opened them)."""
-    opened: Services = current_app.extensions[_KEY]
+    return services_of(current_app)
+
+
+def services_of(app: Quart) -> Services:
+    opened: Services = app.extensions[_KEY]
     return opened
 
 

@@ -8,11 +8,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.src.database.failures import leave_block
+
 RepositoryT = TypeVar("RepositoryT")
 
 
 class UnitOfWork:
-    """`async with database.unit_of_work() as uow: ... await uow.commit()`; leaving without commit rolls back."""
+    """`async with database.unit_of_work() as uow: ... await uow.commit()`; leaving without commit rolls back.
+    A database that cannot serve (no free connection, unreachable, the connection lost) leaves the block as
+    UnavailableError."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -47,7 +51,16 @@ class UnitOfWork:
     ) -> None:
         session, self._session = self.session, None
         self._repositories.clear()
+        leave_block(exc, await _end(session))
+
+
+async def _end(session: AsyncSession) -> Exception | None:
+    """Roll back what was not committed and give the connection back; what went wrong doing so, if anything."""
+    try:
         try:
             await session.rollback()
         finally:
             await session.close()
+    except Exception as error:  # noqa: BLE001 - returned to __aexit__, which decides what the caller sees
+        return error
+    return None

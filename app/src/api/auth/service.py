@@ -300,7 +300,7 @@ class AuthService:
             raise _invalid_token("The access token is not valid.") from None
         if expires <= self._clock():
             raise _invalid_token("The access token has expired.")
-        async with self._database.reads.connect() as connection:
+        async with self._database.reading() as connection:
             session = await live_session(connection, session_id)
         if session is None:
             raise _invalid_token("The session has ended; sign in again.")
