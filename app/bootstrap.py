@@ -63,7 +63,7 @@ async def open_services(settings: Settings, registry: CollectorRegistry | None =
             database=database,
             providers=providers,
             auth=_auth_service(settings, database, alerts),
-            readiness=ReadinessCheck(database, head_revision(), settings.ready_timeout),
+            readiness=ReadinessCheck(database, head_revision(), settings.ready_timeout, settings.ready_cache_seconds),
         )
 
 

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout: float = Field(default=15.0, gt=0)
     ready_timeout: float = Field(default=2.0, gt=0)
+    ready_cache_seconds: float = Field(default=1.0, ge=0)
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8443, ge=0, le=65535)
     tls_cert_file: Path | None = None
@@ -85,6 +86,9 @@ class Settings(BaseSettings):
     client_rate: float | None = Field(default=50.0, gt=0)
     client_burst: int = Field(default=100, ge=1)
     client_rate_max_clients: int = Field(default=100_000, ge=1)
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = "json"
     data_dir: Path = Path(".data")

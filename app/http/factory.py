@@ -20,6 +20,7 @@ from app.http.problems import register_error_handlers
 from app.http.services import attach_services
 from app.middlewares import RequestContextMiddleware, guard_request
 from app.routes.adapter import exempt_from_limits, register_blueprints
+from app.runtime.metrics_endpoint import metrics_server
 from app.settings import Settings, load_settings
 from app.src.resilience.inbound import ClientRateLimiter, InboundMetrics, LoadShedder
 from app.src.utils.logs import configure_logging
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         )
     register_error_handlers(app)
     app.before_request(guard_request)
-    register_blueprints(app)
+    register_blueprints(app, metrics_route=settings.metrics_port is None)
     registry = CollectorRegistry(auto_describe=True)
     app.asgi_app = _with_middleware(app.asgi_app, settings, registry)  # type: ignore[method-assign]
     _serve_with_services(app, settings, registry)
@@ -69,6 +70,10 @@ def _serve_with_services(app: Quart, settings: Settings, registry: CollectorRegi
     @app.before_serving
     async def open_root() -> None:
         attach_services(app, await stack.enter_async_context(open_services(settings, registry)))
+        if settings.metrics_port is not None:
+            token = None if settings.metrics_token is None else settings.metrics_token.get_secret_value()
+            host = settings.metrics_host or settings.listen_host
+            await stack.enter_async_context(metrics_server(registry, host, settings.metrics_port, token))
         # Everything built so far lives as long as the process: keep it out of the collector's full passes,
         # which would otherwise walk every module, model and schema object and stall requests for milliseconds.
         gc.freeze()

@@ -1,4 +1,4 @@
-"""Prometheus: the HTTP request series, and the exposition of a registry at /metrics."""
+"""Prometheus: the HTTP request series."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from app.src.utils.histogram import Histogram
@@ -49,8 +48,3 @@ class HttpMetrics(Collector):
             requests.add_metric(values, sum(histogram.counts))
             latency.add_metric(values, histogram.cumulative_buckets(), histogram.total)
         return [requests, latency]
-
-
-def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
-    """The registry in Prometheus's text format, and its content type."""
-    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -33,7 +33,9 @@ def exempt_from_limits(path: str) -> bool:
     return access_of(path) is Access.EXEMPT
 
 
-def register_blueprints(app: Quart) -> None:
+def register_blueprints(app: Quart, *, metrics_route: bool = True) -> None:
+    """Every blueprint; /metrics too unless the metrics have a port of their own."""
     for name, module in (("auth", auth), ("catalog", catalog), ("billing", billing), ("common", common)):
         app.register_blueprint(module.blueprint, url_prefix=f"{API_PREFIX}/{name}")
-    app.register_blueprint(metrics.blueprint)
+    if metrics_route:
+        app.register_blueprint(metrics.blueprint)

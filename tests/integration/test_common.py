@@ -8,6 +8,7 @@ import json
 import re
 import sys
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 from quart.typing import TestClientProtocol as HttpClient
@@ -15,6 +16,7 @@ from quart.typing import TestClientProtocol as HttpClient
 from app import create_app
 from app.settings import Settings
 from tests.support.postgres import HEAD
+from tests.support.processes import free_port
 
 
 async def test_health_answers_ok(client: HttpClient) -> None:
@@ -42,7 +44,7 @@ async def test_not_ready_while_migrations_are_not_applied(settings: Settings, em
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.headers["Retry-After"] == "5"
     body = await response.get_json()
-    assert body["detail"] == f"The database schema is at no revision; this build needs {HEAD}."
+    assert body["detail"] == "The database schema is not at the migration this build needs."
 
 
 @pytest.mark.requirement("NFR-6")
@@ -92,3 +94,31 @@ async def test_each_request_writes_one_json_access_log_line(
     assert line["duration_ms"] >= 0
     assert line["level"] == "info"
     assert "timestamp" in line
+
+
+async def test_with_a_metrics_token_a_scrape_without_it_is_refused(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"metrics_token": SecretStr("scrape-secret")}))
+    async with app.test_app() as serving:
+        client = serving.test_client()
+        refused = await client.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        allowed = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert "http_requests_total" in await allowed.get_data(as_text=True)
+
+
+async def test_on_a_metrics_port_of_their_own_the_metrics_leave_the_api_port(settings: Settings) -> None:
+    port = free_port()
+    app = create_app(settings.model_copy(update={"metrics_port": port, "metrics_token": SecretStr("s3")}))
+    async with app.test_app() as serving, aiohttp.ClientSession() as http:
+        client = serving.test_client()
+        await client.get("/api/common/health")
+        assert (await client.get("/metrics")).status_code == 404
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as refused:
+            assert refused.status == 401
+        scrape = {"Authorization": "Bearer s3"}
+        async with http.get(f"http://127.0.0.1:{port}/metrics", headers=scrape) as response:
+            exposition = await response.text()
+    assert 'http_requests_total{method="GET",route="/api/common/health",status="200"} 1.0' in exposition
+    assert 'route="/metrics"' not in exposition

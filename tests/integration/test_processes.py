@@ -159,7 +159,7 @@ async def test_serve_without_db_uri_in_test_profile_runs_and_stops_its_embedded_
     async with ServiceProcess(["serve"], environment, cwd=tmp_path) as service:
         status, _, body = await get(f"https://localhost:{port}/api/common/ready", cert_file)
         assert status == 503  # `serve` does not migrate: that is `python -m app migrate`'s job
-        assert body["detail"] == f"The database schema is at no revision; this build needs {HEAD}."
+        assert body["detail"] == "The database schema is not at the migration this build needs."
         postmaster_pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
         postmaster = psutil.Process(int(postmaster_pid_file.read_text().split()[0]))
         assert await service.terminate() == 0

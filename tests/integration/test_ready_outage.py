@@ -21,7 +21,11 @@ async def test_ready_turns_503_while_postgres_is_stopped_and_200_when_it_returns
 ) -> None:
     with private_postgres(tmp_path / "pg") as postgres:
         await upgrade(postgres.uri)
-        app = create_app(settings.model_copy(update={"db_uri": SecretStr(postgres.uri), "ready_timeout": 2.0}))
+        app = create_app(
+            settings.model_copy(
+                update={"db_uri": SecretStr(postgres.uri), "ready_timeout": 2.0, "ready_cache_seconds": 0.0}
+            )
+        )
         async with app.test_app() as serving:
             client = serving.test_client()
             assert (await client.get(READY)).status_code == 200

@@ -10,9 +10,10 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from app.database import async_url
-from app.http.metrics import HttpMetrics, exposition
+from app.http.metrics import HttpMetrics
 from app.http.problems import field_errors
 from app.middlewares import _accepted_request_id
+from app.runtime.metrics_endpoint import exposition
 from app.src.api.common.errors import field_problems
 from app.src.api.common.models.base import StrictModel
 from app.src.utils.problems import problem_body

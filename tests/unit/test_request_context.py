@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from app.http.metrics import HttpMetrics, exposition
+from app.http.metrics import HttpMetrics
 from app.middlewares import RequestContextMiddleware
+from app.runtime.metrics_endpoint import exposition
 
 SCOPE = {"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b""}
 
