@@ -31,6 +31,7 @@ from app.src.api.common.providers import (
     ProviderRateLimitedError,
     ProviderRejectedError,
     ProviderResponse,
+    ProviderResponseTooLargeError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
@@ -242,7 +243,12 @@ class ProviderClient:
                 async with self._session.request(
                     method, self.base_url + path, data=body, headers=headers, timeout=timeout
                 ) as answer:
-                    response = ProviderResponse(answer.status, answer.headers, await answer.read(), attempt)
+                    content = await _read_at_most(answer, self.policy.max_response_bytes)
+                    if content is None:
+                        result = "too_large"
+                        permit.failed()
+                        raise self._too_large(method, attempt)
+                    response = ProviderResponse(answer.status, answer.headers, content, attempt)
                 result = str(response.status)
             except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
                 result = "connect_error"
@@ -270,6 +276,14 @@ class ProviderClient:
             permit.record(failed=response.status >= 500 or response.status == 408)
             return response
 
+    def _too_large(self, method: str, attempts: int) -> ProviderResponseTooLargeError:
+        return ProviderResponseTooLargeError(
+            self.name,
+            f"the answer is larger than {self.policy.max_response_bytes} bytes",
+            attempts=attempts,
+            may_have_succeeded=method not in IDEMPOTENT_METHODS,
+        )
+
     async def _wait_for_place(self, attempt: int) -> None:
         try:
             await self._bulkhead.enter()
@@ -291,6 +305,20 @@ class ProviderClient:
             self._stats.limiter_wait.observe(time.monotonic() - waited_from)
 
 
+async def _read_at_most(answer: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The answer's body, or None when it is larger than `limit` bytes (then the rest is never read, and the
+    connection is closed rather than reused)."""
+    length = answer.content_length
+    if length is not None and "Content-Encoding" not in answer.headers:
+        return await answer.read() if length <= limit else None
+    body = bytearray()  # no length, or the length before decompression: read until the end or past the limit
+    async for chunk in answer.content.iter_chunked(65_536):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def _outcome_of(error: ProviderError) -> str:
     kinds: list[tuple[type[ProviderError], str]] = [
         (CircuitOpenError, "circuit_open"),
@@ -300,5 +328,6 @@ def _outcome_of(error: ProviderError) -> str:
         (ProviderBusyError, "busy"),
         (ProviderRejectedError, "rejected"),
         (OutcomeUnknownError, "outcome_unknown"),
+        (ProviderResponseTooLargeError, "too_large"),
     ]
     return next((label for kind, label in kinds if isinstance(error, kind)), "error")

@@ -42,6 +42,9 @@ class ProviderPolicy(BaseModel):
         default=None, gt=0, description="The provider's published rate; none: no limit."
     )
     rate_burst: int = Field(default=1, ge=1)
+    max_response_bytes: int = Field(
+        default=1_048_576, ge=1, description="The largest answer read; a larger one fails the call unread."
+    )
     bulkhead_limit: int = Field(default=32, ge=1, description="Calls in flight at most.")
     bulkhead_max_wait: float = Field(default=0.05, ge=0, description="Seconds to wait for a place, then fail fast.")
 

@@ -71,6 +71,15 @@ class ProviderRejectedError(ProviderError):
         self.body = body
 
 
+class ProviderResponseTooLargeError(ProviderError):
+    """The answer was larger than the policy's `max_response_bytes`; it was not read. `may_have_succeeded`: the
+    request (without idempotency) may have acted before answering."""
+
+    def __init__(self, provider: str, message: str, *, attempts: int = 0, may_have_succeeded: bool = False) -> None:
+        super().__init__(provider, message, attempts=attempts)
+        self.may_have_succeeded = may_have_succeeded
+
+
 class OutcomeUnknownError(ProviderError):
     """The connection failed after the request was sent: the provider may have acted. Reconcile, or retry
     with the same idempotency key."""
