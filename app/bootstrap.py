@@ -57,12 +57,14 @@ async def open_services(settings: Settings, registry: CollectorRegistry | None =
         notify = providers.get("notify")
         alerts = LoginAlerts(None if notify is None else NotifyEmailSender(notify))
         stack.push_async_callback(alerts.drain)  # before the notify client closes
+        hasher = PasswordHasher(settings.password_hash_concurrency, max_waiting=settings.password_hash_queue)
+        stack.push_async_callback(asyncio.to_thread, hasher.close)
         yield Services(
             settings=settings,
             registry=registry,
             database=database,
             providers=providers,
-            auth=_auth_service(settings, database, alerts),
+            auth=_auth_service(settings, database, hasher, alerts),
             readiness=ReadinessCheck(database, head_revision(), settings.ready_timeout, settings.ready_cache_seconds),
         )
 
@@ -101,7 +103,7 @@ def _token_key_ring(settings: Settings) -> TokenKeyRing:
     return TokenKeyRing(keys)
 
 
-def _auth_service(settings: Settings, database: Database, alerts: LoginAlerts) -> AuthService:
+def _auth_service(settings: Settings, database: Database, hasher: PasswordHasher, alerts: LoginAlerts) -> AuthService:
     policy = AuthPolicy(
         access_token_seconds=settings.access_token_seconds,
         session_seconds=settings.session_seconds,
@@ -110,5 +112,4 @@ def _auth_service(settings: Settings, database: Database, alerts: LoginAlerts) -
         burst_seconds=settings.login_burst_seconds,
         totp_issuer=settings.totp_issuer,
     )
-    hasher = PasswordHasher(settings.password_hash_concurrency)
     return AuthService(database, hasher, _token_key_ring(settings), policy, alerts.send)

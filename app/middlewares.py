@@ -9,8 +9,9 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from quart import Request, g, request
+from quart import Request, current_app, g, request
 
+from app.http.address_limits import AddressLimiter, is_address_limited
 from app.http.authentication import authenticate
 from app.http.metrics import HttpMetrics
 from app.http.problems import ProblemError
@@ -89,22 +90,37 @@ def _accepted_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return os.urandom(16).hex()
 
 
-async def guard_request() -> None:
+class RequestGuards:
     """A `before_request` hook: records the route template; on a guarded route, requires a well-formed
-    X-Client-Id, then a bearer token unless the route is public (so a request without either is told of the
-    client id first)."""
-    # One context lookup each, rather than one per attribute through the proxies.
-    current: Request = request._get_current_object()  # type: ignore[attr-defined]
-    rule = current.url_rule
-    if rule is None:
-        return  # routing failed: the 404 or 405 speaks first
-    extras = cast("dict[str, Any]", current.scope)
-    extras[ROUTE_KEY] = rule.rule
-    request_globals = g._get_current_object()
-    request_globals.clientId = None
-    request_globals.profile = None
-    if access_of(current.path) is not Access.GUARDED:
-        return
+    X-Client-Id, takes a token per client address on the routes limited by address, then requires a bearer
+    token unless the route is public (so a request without either is told of the client id first)."""
+
+    def __init__(self, address_limiter: AddressLimiter | None) -> None:
+        self._address_limiter = address_limiter
+
+    async def check(self) -> None:
+        # One context lookup each, rather than one per attribute through the proxies.
+        current: Request = request._get_current_object()  # type: ignore[attr-defined]
+        rule = current.url_rule
+        if rule is None:
+            return  # routing failed: the 404 or 405 speaks first
+        extras = cast("dict[str, Any]", current.scope)
+        extras[ROUTE_KEY] = rule.rule
+        request_globals = g._get_current_object()
+        request_globals.clientId = None
+        request_globals.profile = None
+        if access_of(current.path) is not Access.GUARDED:
+            return
+        request_globals.clientId = extras[CLIENT_ID_KEY] = _client_id(current)
+        view = current_app.view_functions.get(current.endpoint or "")
+        if view is None:
+            return
+        if self._address_limiter is not None and is_address_limited(view):
+            self._address_limiter.check(current)
+        request_globals.profile = await authenticate(current, view)
+
+
+def _client_id(current: Request) -> str:
     client_id = current.headers.get("X-Client-Id")
     if client_id is None:
         raise ProblemError(400, "The X-Client-Id header is required.", slug="missing-client-id")
@@ -114,6 +130,4 @@ async def guard_request() -> None:
             "X-Client-Id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
             slug="malformed-client-id",
         )
-    request_globals.clientId = client_id
-    extras[CLIENT_ID_KEY] = client_id
-    request_globals.profile = await authenticate(current)
+    return client_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import secrets
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     login_failures_per_burst: int = Field(default=10, ge=1)
     login_burst_seconds: int = Field(default=300, ge=1)
     password_hash_concurrency: int = Field(default_factory=usable_cpus, ge=1)
+    password_hash_queue: int = Field(default=8, ge=0)
     totp_issuer: str = "Proving Ground"
     inbound_concurrency: int = Field(default=256, ge=1)
     inbound_max_wait: float = Field(default=0.1, ge=0)
@@ -86,6 +88,9 @@ class Settings(BaseSettings):
     client_rate: float | None = Field(default=50.0, gt=0)
     client_burst: int = Field(default=100, ge=1)
     client_rate_max_clients: int = Field(default=100_000, ge=1)
+    address_rate: float | None = Field(default=1.0, gt=0)
+    address_burst: int = Field(default=30, ge=1)
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     metrics_token: SecretStr | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str | None = None
@@ -93,16 +98,16 @@ class Settings(BaseSettings):
     log_format: LogFormat = "json"
     data_dir: Path = Path(".data")
 
-    @field_validator("client_rate", mode="before")
+    @field_validator("client_rate", "address_rate", mode="before")
     @classmethod
     def _rate_can_be_off(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in {"", "off", "none", "null"}:
             return None
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
@@ -116,6 +121,16 @@ class Settings(BaseSettings):
             if origin.startswith("re:") and not origin.endswith(r"\Z"):
                 raise ValueError(rf"a regular-expression origin must end in \Z so it cannot match a suffix: {origin}")
         return origins
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                raise ValueError(f"TRUSTED_PROXIES: {network!r} is not an address or a network (CIDR)") from None
+        return networks
 
     @field_validator("token_keys")
     @classmethod

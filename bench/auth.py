@@ -54,6 +54,8 @@ async def _run(database_uri: str, seconds: int, connections: int, log: TextIO) -
         db_uri=SecretStr(database_uri),
         token_keys=SecretStr(new_token_key()),
         client_rate=None,
+        address_rate=None,  # wrk's every connection comes from one address
+        password_hash_queue=64,  # measure the hashing rate, not the refusals of a short queue
         login_failures_per_burst=1_000_000,
         login_failures_per_hour=1_000_000,
         listen_port=port,

@@ -14,11 +14,12 @@ from quart_cors import cors
 from quart_schema import QuartSchema
 
 from app.bootstrap import open_services
+from app.http.address_limits import AddressLimiter, ClientAddresses
 from app.http.metrics import HttpMetrics
 from app.http.openapi import SECURITY_SCHEMES, ProblemDocumentingProvider
 from app.http.problems import register_error_handlers
 from app.http.services import attach_services
-from app.middlewares import RequestContextMiddleware, guard_request
+from app.middlewares import RequestContextMiddleware, RequestGuards
 from app.routes.adapter import exempt_from_limits, register_blueprints
 from app.runtime.metrics_endpoint import metrics_server
 from app.settings import Settings, load_settings
@@ -55,10 +56,11 @@ def create_app(settings: Settings | None = None) -> Quart:
             max_age=600,
         )
     register_error_handlers(app)
-    app.before_request(guard_request)
     register_blueprints(app, metrics_route=settings.metrics_port is None)
     registry = CollectorRegistry(auto_describe=True)
-    app.asgi_app = _with_middleware(app.asgi_app, settings, registry)  # type: ignore[method-assign]
+    requests, inbound = HttpMetrics(registry), InboundMetrics(registry)
+    app.before_request(RequestGuards(_address_limiter(settings, inbound)).check)
+    app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound)  # type: ignore[method-assign]
     _serve_with_services(app, settings, registry)
     return app
 
@@ -84,9 +86,22 @@ def _serve_with_services(app: Quart, settings: Settings, registry: CollectorRegi
         await stack.aclose()
 
 
-def _with_middleware(asgi_app: Any, settings: Settings, registry: CollectorRegistry) -> RequestContextMiddleware:
+def _address_limiter(settings: Settings, metrics: InboundMetrics) -> AddressLimiter | None:
+    if settings.address_rate is None:
+        return None
+    return AddressLimiter(
+        ClientAddresses(settings.trusted_proxies),
+        rate=settings.address_rate,
+        burst=settings.address_burst,
+        max_addresses=settings.client_rate_max_clients,
+        metrics=metrics,
+    )
+
+
+def _with_middleware(
+    asgi_app: Any, settings: Settings, requests: HttpMetrics, inbound: InboundMetrics
+) -> RequestContextMiddleware:
     """Outermost first: request context (id, access log, metrics), load shedding, per-client rate limits."""
-    requests, inbound = HttpMetrics(registry), InboundMetrics(registry)
     if settings.client_rate is not None:
         asgi_app = ClientRateLimiter(
             asgi_app,

@@ -57,7 +57,11 @@ class User:
 
 
 def auth_settings(settings: Settings, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"token_keys": key_ring_setting(NEW_KEY, OLD_KEY), "client_rate": None}
+    values: dict[str, Any] = {
+        "token_keys": key_ring_setting(NEW_KEY, OLD_KEY),
+        "client_rate": None,  # tests sign in often and fast; the limits have tests of their own
+        "address_rate": None,
+    }
     values.update(overrides)
     return settings.model_copy(update=values)
 

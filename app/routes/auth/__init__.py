@@ -7,6 +7,7 @@ import uuid
 from quart import Blueprint, Response, g
 from quart_schema import document_response
 
+from app.http.address_limits import address_limited
 from app.http.authentication import public
 from app.http.services import services
 from app.http.validation import json_response, responds, validate_body
@@ -50,6 +51,7 @@ async def never_cache(response: Response) -> Response:
 
 @blueprint.post("/register")
 @public
+@address_limited
 @responds(Accepted, 202)
 @validate_body(RegisterRequest, SMALL_BODY)
 async def register(data: RegisterRequest) -> Accepted:
@@ -59,6 +61,7 @@ async def register(data: RegisterRequest) -> Accepted:
 
 @blueprint.post("/login")
 @public
+@address_limited
 @document_response(TokenPair, 200)
 @document_response(TotpChallenge, 202)
 @validate_body(LoginRequest, SMALL_BODY)

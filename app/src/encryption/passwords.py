@@ -1,9 +1,9 @@
 """Argon2id password hashes (OWASP: m = 19 MiB, t = 2, p = 1) in PHC string format, computed off the event loop
-with a bound on how many run at once, so hashing neither stalls the loop nor exhausts memory under load."""
+with a bound on how many run and wait at once, so hashing neither stalls the loop nor exhausts memory under load,
+and a flood of sign-ins is refused quickly instead of queueing."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import os
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from app.src.utils.bounded_threads import BoundedThreads
 
 SALT_BYTES = 16
 HASH_BYTES = 32
@@ -72,23 +74,27 @@ def verify_password(password: str, encoded: str) -> bool:
 
 
 class PasswordHasher:
-    """Hashing and verifying in worker threads, at most `max_concurrent` at a time (each takes 19 MiB)."""
+    """Hashing and verifying on threads of its own: at most `max_concurrent` at a time (each takes 19 MiB) and at
+    most `max_waiting` more queued; past that, ThreadsBusyError at once (see app/src/utils/bounded_threads.py)."""
 
-    def __init__(self, max_concurrent: int, parameters: Argon2Parameters | None = None) -> None:
+    def __init__(
+        self, max_concurrent: int, parameters: Argon2Parameters | None = None, *, max_waiting: int = 8
+    ) -> None:
         self.parameters = parameters or Argon2Parameters()
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self._threads = BoundedThreads(max_concurrent, max_waiting, name="argon2")
         self._dummy = hash_password(os.urandom(16).hex(), self.parameters)
 
     async def hash(self, password: str) -> str:
-        async with self._slots:
-            return await asyncio.to_thread(hash_password, password, self.parameters)
+        return await self._threads.run(hash_password, password, self.parameters)
 
     async def verify(self, password: str, encoded: str | None) -> bool:
         """Whether `password` matches; with no hash (an unknown account) the same work is done against a dummy,
         so the answer takes as long either way."""
-        async with self._slots:
-            matched = await asyncio.to_thread(verify_password, password, encoded or self._dummy)
+        matched = await self._threads.run(verify_password, password, encoded or self._dummy)
         return matched and encoded is not None
+
+    def close(self) -> None:
+        self._threads.close()
 
     def needs_rehash(self, encoded: str) -> bool:
         return _parse(encoded)[0] != self.parameters

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from app.src.resilience.token_bucket import TokenBucket
+from app.src.resilience.token_bucket import BucketStore
 from app.src.utils.logs import request_id_var
 from app.src.utils.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_type
 
@@ -29,6 +28,9 @@ class InboundMetrics:
         self.rate_limited = Counter("http_requests_rate_limited_total", "Requests refused with 429 per client",
                                     registry=registry)  # fmt: skip
         self.in_flight = Gauge("http_requests_in_flight", "Requests holding a concurrency slot", registry=registry)
+        self.address_limited = Counter("http_requests_address_limited_total",
+                                       "Requests refused with 429 per client address (public sign-in routes)",
+                                       registry=registry)  # fmt: skip
 
 
 async def _send_problem(
@@ -108,23 +110,10 @@ class ClientRateLimiter:
         metrics: InboundMetrics,
     ) -> None:
         self._app = app
-        self._rate = rate
-        self._burst = burst
-        self._max_clients = max_clients
         self._exempt = exempt
-        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
-        self._policy = (b"ratelimit-policy", f'"per-client";q={burst};w={max(1, round(burst / rate))}'.encode())
+        self._buckets = BucketStore("per-client", rate, burst, max_clients)
+        self._policy = (b"ratelimit-policy", self._buckets.policy.encode())
         self._rate_limited = metrics.rate_limited
-
-    def _bucket(self, client: bytes, now: float) -> TokenBucket:
-        bucket = self._buckets.get(client)
-        if bucket is None:
-            bucket = self._buckets[client] = TokenBucket(self._rate, self._burst, now)
-            if len(self._buckets) > self._max_clients:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(client)
-        return bucket
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] != "http" or self._exempt(scope["path"]):
@@ -135,19 +124,15 @@ class ClientRateLimiter:
             await self._app(scope, receive, send)  # no client to count: the request guard answers for it
             return
         now = time.monotonic()
-        bucket = self._bucket(client, now)
+        bucket = self._buckets.bucket(client, now)
         if not bucket.take(now):
             self._rate_limited.inc()
             wait = bucket.seconds_until_next()
-            headers = {
-                "Retry-After": str(wait),
-                "RateLimit-Policy": self._policy[1].decode(),
-                "RateLimit": f'"per-client";r=0;t={wait}',
-            }
-            detail = f"This client has used its {self._burst} requests; retry after {wait} s."
+            headers = self._buckets.refusal_headers(wait)
+            detail = f"This client has used its {self._buckets.burst} requests; retry after {wait} s."
             await _send_problem(send, scope["path"], 429, "rate-limited", "Too Many Requests", detail, headers)
             return
-        state = (b"ratelimit", f'"per-client";r={bucket.remaining};t={bucket.seconds_until_full()}'.encode())
+        state = (b"ratelimit", self._buckets.state(bucket).encode())
 
         async def send_with_quota(message: ASGISendEvent) -> None:
             if message["type"] == "http.response.start":

@@ -34,12 +34,14 @@ from app.src.api.common.errors import (
     LockedError,
     NotFoundError,
     UnauthorizedError,
+    UnavailableError,
 )
 from app.src.database.auth_repository import AuthRepository, User, live_session
 from app.src.encryption import totp
 from app.src.encryption.opaque import digest, new_recovery_codes, new_refresh_token
 from app.src.encryption.passwords import PasswordHasher
 from app.src.encryption.tokens import InvalidTokenError, TokenKeyRing
+from app.src.utils.bounded_threads import ThreadsBusyError
 from app.src.utils.logs import module_logger
 
 if TYPE_CHECKING:
@@ -90,6 +92,12 @@ def _invalid_code() -> UnauthorizedError:
     return UnauthorizedError("The code is not valid.", AuthFailure.INVALID_CODE)
 
 
+def _too_many_at_once() -> UnavailableError:
+    return UnavailableError(
+        "Too many passwords are being checked at once; try again in a moment.", 1, code="overloaded"
+    )
+
+
 def _weak_password(detail: str, field: str) -> InvalidInputError:
     return InvalidInputError(detail, [FieldProblem((field,), detail, "password_policy")])
 
@@ -111,6 +119,18 @@ class AuthService:
         self._alert = alert
         self._clock = clock
 
+    async def _hash(self, password: str) -> str:
+        try:
+            return await self._hasher.hash(password)
+        except ThreadsBusyError:
+            raise _too_many_at_once() from None
+
+    async def _verify(self, password: str, encoded: str | None) -> bool:
+        try:
+            return await self._hasher.verify(password, encoded)
+        except ThreadsBusyError:
+            raise _too_many_at_once() from None
+
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
@@ -119,7 +139,7 @@ class AuthService:
     async def register(self, request: RegisterRequest) -> Accepted:
         if problem := password_problem(request.password, request.email):
             raise _weak_password(problem, "password")
-        password_hash = await self._hasher.hash(request.password)
+        password_hash = await self._hash(request.password)
         async with self._database.unit_of_work() as uow:
             await uow.repository(AuthRepository).add_user(request.email, request.display_name, password_hash)
             await uow.commit()
@@ -132,7 +152,7 @@ class AuthService:
             failures = await self._recent_failures(repository, subject)
             user = await repository.user_by_email(request.email)
         # The hash is checked in every case, so that a locked or unknown account takes as long as a known one.
-        verified = await self._hasher.verify(request.password, None if user is None else user.password_hash)
+        verified = await self._verify(request.password, None if user is None else user.password_hash)
         if retry_after := self._lockout_seconds(failures):
             raise self._locked(retry_after)
         if not verified or user is None:
@@ -150,7 +170,7 @@ class AuthService:
 
     async def _rehash(self, user_id: int, password: str) -> None:
         """The hash was made with other Argon2 parameters (older, weaker): redo it now that the password is known."""
-        password_hash = await self._hasher.hash(password)
+        password_hash = await self._hash(password)
         async with self._database.unit_of_work() as uow:
             await uow.repository(AuthRepository).set_password(user_id, password_hash)
             await uow.commit()
@@ -354,11 +374,11 @@ class AuthService:
 
     async def change_password(self, profile: Profile, request: PasswordChange) -> None:
         user = await self._user(profile)
-        if not await self._hasher.verify(request.current_password, user.password_hash):
+        if not await self._verify(request.current_password, user.password_hash):
             raise ForbiddenError("The current password is not correct.", code="wrong-password")
         if problem := password_problem(request.new_password, user.email):
             raise _weak_password(problem, "new_password")
-        password_hash = await self._hasher.hash(request.new_password)
+        password_hash = await self._hash(request.new_password)
         async with self._database.unit_of_work() as uow:
             repository = uow.repository(AuthRepository)
             await repository.set_password(user.id, password_hash)
