@@ -35,10 +35,13 @@ async def with_totp(user: User) -> tuple[dict[str, Any], str, list[str]]:
     """Register, sign in and turn TOTP on: (tokens, secret, recovery codes)."""
     await user.register()
     tokens = await user.tokens()
-    enrolment = await (await user.post("/api/auth/totp/enrol", tokens["access_token"])).get_json()
+    enrolment = await (
+        await user.post("/api/auth/totp/enrol", tokens["access_token"], {"password": PASSWORD})
+    ).get_json()
     secret = enrolment["secret"]
     assert enrolment["provisioning_uri"].startswith("otpauth://totp/")
-    confirm = await user.post("/api/auth/totp/confirm", tokens["access_token"], {"code": code_at(secret, step_now())})
+    answer = {"code": code_at(secret, step_now()), "password": PASSWORD}
+    confirm = await user.post("/api/auth/totp/confirm", tokens["access_token"], answer)
     assert confirm.status_code == 200
     codes = (await confirm.get_json())["recovery_codes"]
     return tokens, secret, codes
@@ -95,9 +98,10 @@ async def test_a_challenge_is_bound_to_its_client(ada: User) -> None:
 
 async def test_disabling_totp_needs_a_current_code(ada: User) -> None:
     tokens, secret, _ = await with_totp(ada)
-    refused = await ada.post("/api/auth/totp/disable", tokens["access_token"], {"code": "000000"})
+    refused = await ada.post("/api/auth/totp/disable", tokens["access_token"], {"code": "000000", "password": PASSWORD})
     assert refused.status_code == 401
-    done = await ada.post("/api/auth/totp/disable", tokens["access_token"], {"code": code_at(secret, step_now() + 1)})
+    current = {"code": code_at(secret, step_now() + 1), "password": PASSWORD}
+    done = await ada.post("/api/auth/totp/disable", tokens["access_token"], current)
     assert done.status_code == 200
     assert (await ada.login()).status_code == 200  # no challenge any more
 

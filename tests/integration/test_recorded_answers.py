@@ -10,6 +10,7 @@ change of behaviour that is meant: review its diff like code.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -68,11 +69,16 @@ def _step() -> int:
     return int(time.time() // STEP_SECONDS)
 
 
+def _not_the_code(secret: str, step: int) -> str:
+    """A code that is wrong for `step` and its neighbours."""
+    valid = {code_at(secret, near) for near in (step - 1, step, step + 1)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in valid)
+
+
 @dataclass
 class Recorder:
     client: HttpClient
     answers: dict[str, Any] = field(default_factory=dict)
-    count: int = 0
 
     async def __call__(
         self,
@@ -86,11 +92,11 @@ class Recorder:
         mask_retry_after: bool = False,
         **options: Any,
     ) -> Any:
-        """Send one request with a fixed request id and record its answer under `label`."""
+        """Send one request with a request id of its own and record its answer under `label`."""
         assert label not in self.answers, f"label used twice: {label}"
-        self.count += 1
         headers = dict(options.pop("headers", {}))
-        headers["X-Request-ID"] = f"rec-{self.count}"
+        # Named after the label, not the position: a request added to the script changes no other recording.
+        headers["X-Request-ID"] = "rec-" + hashlib.sha256(label.encode()).hexdigest()[:12]
         if client_id is not None:
             headers["X-Client-Id"] = client_id
         if token is not None:
@@ -208,15 +214,21 @@ async def _record_password(record: Recorder) -> str:
 
 
 async def _record_totp(record: Recorder, token: str) -> None:
+    again = {"password": NEW_PASSWORD}
     await record("confirm TOTP before enrolling: 409", "POST", "/api/auth/totp/confirm", token=token,
-                 json={"code": "123456"})  # fmt: skip
-    enrolment = await record("enrol TOTP", "POST", "/api/auth/totp/enrol", token=token)
+                 json={"code": "123456", **again})  # fmt: skip
+    await record("enrol TOTP without the password: 422", "POST", "/api/auth/totp/enrol", token=token, json={})
+    await record("enrol TOTP with a wrong password: 403", "POST", "/api/auth/totp/enrol", token=token,
+                 json={"password": "not it"})  # fmt: skip
+    enrolment = await record("enrol TOTP", "POST", "/api/auth/totp/enrol", token=token, json=again)
     secret = enrolment["secret"]
     await record("confirm TOTP, wrong code: 401", "POST", "/api/auth/totp/confirm", token=token,
-                 json={"code": "000000" if code_at(secret, _step() - 1) != "000000" else "111111"})  # fmt: skip
+                 json={"code": _not_the_code(secret, _step() - 1), **again})  # fmt: skip
+    await record("confirm TOTP, a code in other digits: 422", "POST", "/api/auth/totp/confirm", token=token,
+                 json={"code": "\uff11\uff12\uff13\uff14\uff15\uff16", **again})  # fmt: skip
     codes = await record("confirm TOTP", "POST", "/api/auth/totp/confirm", token=token,
-                         json={"code": code_at(secret, _step() - 1)})  # fmt: skip
-    await record("enrol TOTP when enabled: 409", "POST", "/api/auth/totp/enrol", token=token)
+                         json={"code": code_at(secret, _step() - 1), **again})  # fmt: skip
+    await record("enrol TOTP when enabled: 409", "POST", "/api/auth/totp/enrol", token=token, json=again)
     credentials = {"email": EMAIL, "password": NEW_PASSWORD}
     challenge = (await record("sign in with TOTP: 202", "POST", "/api/auth/login", json=credentials))["challenge"]
     await record("answer a malformed challenge: 401", "POST", "/api/auth/login/totp",
@@ -225,13 +237,15 @@ async def _record_totp(record: Recorder, token: str) -> None:
                  json={"challenge": challenge, "recovery_code": "0000-0000-0000"})  # fmt: skip
     await record("answer with a code", "POST", "/api/auth/login/totp",
                  json={"challenge": challenge, "code": code_at(secret, _step())})  # fmt: skip
+    await record("answer an answered challenge: 401", "POST", "/api/auth/login/totp",
+                 json={"challenge": challenge, "recovery_code": codes["recovery_codes"][1]})  # fmt: skip
     challenge = (await record("sign in with TOTP again", "POST", "/api/auth/login", json=credentials))["challenge"]
     await record("answer with a recovery code", "POST", "/api/auth/login/totp",
                  json={"challenge": challenge, "recovery_code": codes["recovery_codes"][0]})  # fmt: skip
     await record("disable TOTP, wrong code: 401", "POST", "/api/auth/totp/disable", token=token,
-                 json={"code": "000000" if code_at(secret, _step() + 1) != "000000" else "111111"})  # fmt: skip
+                 json={"code": _not_the_code(secret, _step() + 1), **again})  # fmt: skip
     await record("disable TOTP", "POST", "/api/auth/totp/disable", token=token,
-                 json={"code": code_at(secret, _step() + 1)})  # fmt: skip
+                 json={"code": code_at(secret, _step() + 1), **again})  # fmt: skip
 
 
 async def _record_endings(record: Recorder, token: str) -> None:
@@ -263,14 +277,14 @@ async def test_every_answer_matches_the_recording(
 
     limited = create_app(serving_settings.model_copy(update={"client_rate": 0.01, "client_burst": 2}))
     async with limited.test_app() as serving:
-        record = Recorder(serving.test_client(), count=1000)
+        record = Recorder(serving.test_client())
         for attempt in (1, 2, 3):
             await record(f"rate limited client, request {attempt}", "GET", "/api/auth/me")
         answers |= record.answers
 
     unmigrated = create_app(serving_settings.model_copy(update={"db_uri": SecretStr(empty_database_uri)}))
     async with unmigrated.test_app() as serving:
-        record = Recorder(serving.test_client(), count=2000)
+        record = Recorder(serving.test_client())
         await record("ready without migrations: 503", "GET", "/api/common/ready", client_id=None)
         answers |= record.answers
 
@@ -300,7 +314,7 @@ async def _record_shed_request(settings: Settings) -> dict[str, Any]:
         holding = asyncio.create_task(client.get("/api/held/hold", headers={"X-Client-Id": "web-1"}))
         for _ in range(20):
             await asyncio.sleep(0)
-        record = Recorder(client, count=3000)
+        record = Recorder(client)
         await record("over the concurrency limit: 503", "GET", "/api/held/hold")
         gate.set()
         await holding

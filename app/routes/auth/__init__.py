@@ -17,6 +17,7 @@ from app.src.api.auth.models import (
     LoginRequest,
     Me,
     PasswordChange,
+    Reauthentication,
     RecoveryCodes,
     RefreshRequest,
     RegisterRequest,
@@ -132,21 +133,24 @@ async def change_password(data: PasswordChange) -> Done:
 
 @blueprint.post("/totp/enrol")
 @responds(TotpEnrolment)
-async def enrol_totp() -> TotpEnrolment:
-    return await _service().enrol_totp(_profile())
+@validate_body(Reauthentication, SMALL_BODY)
+async def enrol_totp(data: Reauthentication) -> TotpEnrolment:
+    """Needs the current password: an access token alone cannot add a second factor."""
+    return await _service().enrol_totp(_profile(), data.password)
 
 
 @blueprint.post("/totp/confirm")
 @responds(RecoveryCodes)
 @validate_body(TotpCode, SMALL_BODY)
 async def confirm_totp(data: TotpCode) -> RecoveryCodes:
-    return await _service().confirm_totp(_profile(), data.code)
+    """Needs the current password and a code from the authenticator just set up."""
+    return await _service().confirm_totp(_profile(), data)
 
 
 @blueprint.post("/totp/disable")
 @responds(Done)
 @validate_body(TotpCode, SMALL_BODY)
 async def disable_totp(data: TotpCode) -> Done:
-    """Needs a current code: signing in is not enough to turn the second factor off."""
-    await _service().disable_totp(_profile(), data.code)
+    """Needs the current password and a current code: signing in is not enough to turn the second factor off."""
+    await _service().disable_totp(_profile(), data)
     return _DONE

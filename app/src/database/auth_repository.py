@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.src.database.auth_tables import known_clients, login_failures, recovery_codes, refresh_tokens, sessions, users
+from app.src.database.auth_tables import (
+    known_clients,
+    login_failures,
+    recovery_codes,
+    refresh_tokens,
+    sessions,
+    spent_challenges,
+    users,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +101,35 @@ class AuthRepository:
 
     # login failures
 
+    async def lock_subject(self, subject: bytes) -> None:
+        """Until this transaction ends, other attempts on `subject` wait here: checking the lockout and counting
+        the attempt happen one attempt at a time."""
+        key = int.from_bytes(subject[:8], "big", signed=True)
+        await self.session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
     async def record_failure(self, subject: bytes) -> None:
         await self.session.execute(sa.insert(login_failures).values(subject=subject))
 
-    async def failures_since(self, subject: bytes, since: dt.datetime) -> list[dt.datetime]:
-        statement = (
+    async def lockout_seconds(self, subject: bytes, limits: Sequence[tuple[int, int]]) -> float:
+        """Seconds until `subject` may try again (0: now), on the database's clock: for each (failures, window in
+        seconds), once `failures` fell within the window, until the oldest of them leaves it."""
+        waits = [sa.func.extract("epoch", self._nth_newest(subject, count, window)) for count, window in limits]
+        row = (await self.session.execute(sa.select(*waits))).one()
+        return max([0.0, *(float(wait) for wait in row if wait is not None)])
+
+    @staticmethod
+    def _nth_newest(subject: bytes, count: int, window: int) -> Any:
+        """When the `count`-th newest failure within `window` seconds leaves the window, minus now (or NULL)."""
+        length = sa.func.make_interval(0, 0, 0, 0, 0, 0, window)
+        failed_at = (
             sa.select(login_failures.c.failed_at)
-            .where(login_failures.c.subject == subject, login_failures.c.failed_at >= since)
-            .order_by(login_failures.c.failed_at)
+            .where(login_failures.c.subject == subject, login_failures.c.failed_at > sa.func.now() - length)
+            .order_by(login_failures.c.failed_at.desc())
+            .offset(count - 1)
+            .limit(1)
+            .scalar_subquery()
         )
-        return list((await self.session.execute(statement)).scalars())
+        return failed_at + length - sa.func.now()
 
     async def clear_failures(self, subject: bytes) -> None:
         await self.session.execute(sa.delete(login_failures).where(login_failures.c.subject == subject))
@@ -167,6 +194,16 @@ class AuthRepository:
             .order_by(sessions.c.created_at.desc())
         )
         return (await self.session.execute(statement)).all()
+
+    async def spend_challenge(self, digest: bytes, expires_at: dt.datetime) -> bool:
+        """Record a sign-in challenge as answered; False when it was answered before."""
+        statement = (
+            insert(spent_challenges)
+            .values(digest=digest, expires_at=expires_at)
+            .on_conflict_do_nothing()
+            .returning(spent_challenges.c.digest)
+        )
+        return (await self.session.execute(statement)).first() is not None
 
     # recovery codes and known clients
 

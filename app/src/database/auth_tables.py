@@ -66,3 +66,10 @@ known_clients = sa.Table(
     sa.Column("client_id", sa.Text, primary_key=True),
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+spent_challenges = sa.Table(
+    "spent_challenges",
+    metadata,
+    sa.Column("digest", sa.LargeBinary(32), primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -20,7 +20,7 @@ def provisioning_uri(secret: str, account: str, issuer: str) -> str:
 
 def matching_step(secret: str, code: str, now: float) -> int | None:
     """The time step whose code `code` is, within ±1 step of `now`; None if none is."""
-    if not (code.isdigit() and len(code) == 6):
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):  # isdigit() alone takes any script's digits
         return None
     totp = pyotp.TOTP(secret)
     current = int(now // STEP_SECONDS)

@@ -44,9 +44,12 @@ class TotpChallenge(StrictModel):
     expires_in: int
 
 
+SIX_DIGITS = r"^[0-9]{6}$"  # ASCII digits only: \d also matches fullwidth and Arabic-Indic digits
+
+
 class TotpLoginRequest(StrictModel):
     challenge: str = Field(min_length=1, max_length=2048)
-    code: str | None = Field(default=None, pattern=r"^\d{6}$")
+    code: str | None = Field(default=None, pattern=SIX_DIGITS)
     recovery_code: str | None = Field(default=None, max_length=64)
 
 
@@ -86,8 +89,13 @@ class TotpEnrolment(StrictModel):
     secret: str = Field(description="The same secret, for typing into an authenticator by hand.")
 
 
+class Reauthentication(StrictModel):
+    password: str = Field(min_length=1, max_length=1024, description="The account's current password, again.")
+
+
 class TotpCode(StrictModel):
-    code: str = Field(pattern=r"^\d{6}$")
+    code: str = Field(pattern=SIX_DIGITS)
+    password: str = Field(min_length=1, max_length=1024, description="The account's current password, again.")
 
 
 class RecoveryCodes(StrictModel):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import math
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from app.src.api.auth.attempts import AttemptLimits, login_subject, second_factor_subject
+from app.src.api.auth.challenges import Challenge, new_challenge, open_challenge, password_fingerprint
 from app.src.api.auth.models import (
     Accepted,
     LoginRequest,
@@ -21,6 +23,7 @@ from app.src.api.auth.models import (
     Sessions,
     TokenPair,
     TotpChallenge,
+    TotpCode,
     TotpEnrolment,
     TotpLoginRequest,
 )
@@ -31,7 +34,6 @@ from app.src.api.common.errors import (
     FieldProblem,
     ForbiddenError,
     InvalidInputError,
-    LockedError,
     NotFoundError,
     UnauthorizedError,
     UnavailableError,
@@ -47,7 +49,7 @@ from app.src.utils.logs import module_logger
 if TYPE_CHECKING:
     from app.database import Database
 
-ACCESS, CHALLENGE, TOTP_SECRET = "access", "login-challenge", "totp-secret"
+ACCESS, TOTP_SECRET = "access", "totp-secret"
 _log = module_logger("auth")
 
 
@@ -118,6 +120,7 @@ class AuthService:
         self.policy = policy
         self._alert = alert
         self._clock = clock
+        self._attempts = AttemptLimits(policy.failures_per_hour, policy.failures_per_burst, policy.burst_seconds)
 
     async def _hash(self, password: str) -> str:
         try:
@@ -146,69 +149,71 @@ class AuthService:
         return Accepted(detail="If the address can be registered, its account is ready: sign in to continue.")
 
     async def login(self, request: LoginRequest, client_id: str) -> TokenPair | TotpChallenge:
-        subject = digest("login:" + request.email.lower())
+        subject = login_subject(request.email)
         async with self._database.unit_of_work() as uow:
             repository = uow.repository(AuthRepository)
-            failures = await self._recent_failures(repository, subject)
+            await self._attempts.admit(repository, subject)
             user = await repository.user_by_email(request.email)
-        # The hash is checked in every case, so that a locked or unknown account takes as long as a known one.
+            await uow.commit()
+        # An unknown address is checked against a dummy hash, so that it takes as long as a known one.
         verified = await self._verify(request.password, None if user is None else user.password_hash)
-        if retry_after := self._lockout_seconds(failures):
-            raise self._locked(retry_after)
         if not verified or user is None:
-            await self._record_failure(subject)
             raise _invalid_credentials()
-        if failures:
-            await self._clear_failures(subject)
         if self._hasher.needs_rehash(user.password_hash):
-            await self._rehash(user.id, request.password)
+            user = await self._rehash(user, request.password)
         if user.totp_enabled:
+            await self._forget_failures(subject)
             expires = int(self._clock()) + self.policy.challenge_seconds
-            challenge = self._ring.seal(CHALLENGE, {"uid": user.id, "cid": client_id, "exp": expires})
-            return TotpChallenge(challenge=challenge, expires_in=self.policy.challenge_seconds)
-        return await self._start_session(user, client_id)
+            challenge = new_challenge(user.id, client_id, user.password_hash, expires)
+            return TotpChallenge(challenge=challenge.seal(self._ring), expires_in=self.policy.challenge_seconds)
+        return await self._start_session(user, client_id, succeeded=subject)
 
-    async def _rehash(self, user_id: int, password: str) -> None:
+    async def _rehash(self, user: User, password: str) -> User:
         """The hash was made with other Argon2 parameters (older, weaker): redo it now that the password is known."""
         password_hash = await self._hash(password)
         async with self._database.unit_of_work() as uow:
-            await uow.repository(AuthRepository).set_password(user_id, password_hash)
+            await uow.repository(AuthRepository).set_password(user.id, password_hash)
             await uow.commit()
+        return dataclasses.replace(user, password_hash=password_hash)
 
     async def login_with_totp(self, request: TotpLoginRequest, client_id: str) -> TokenPair:
-        try:
-            claims = self._ring.open(CHALLENGE, request.challenge)
-        except InvalidTokenError:
-            raise _invalid_token("The sign-in challenge is not valid.") from None
-        if claims.get("exp", 0) < self._clock() or claims.get("cid") != client_id:
-            raise _invalid_token("The sign-in challenge has expired; sign in again.")
-        user_id = int(claims["uid"])
-        user = await self._check_second_factor(user_id, request.code, request.recovery_code)
+        challenge = open_challenge(self._ring, request.challenge, client_id, self._clock())
+        user = await self._check_second_factor(challenge.user_id, request.code, request.recovery_code, challenge)
         return await self._start_session(user, client_id)
 
-    async def _check_second_factor(self, user_id: int, code: str | None, recovery_code: str | None) -> User:
-        subject = digest(f"totp:{user_id}")
+    async def _check_second_factor(
+        self, user_id: int, code: str | None, recovery_code: str | None, challenge: Challenge | None = None
+    ) -> User:
+        """The account's TOTP code or one of its recovery codes, counted against its lockout; with a sign-in
+        challenge, that challenge too: given for the password the account has now, and answered only once."""
+        subject = second_factor_subject(user_id)
         async with self._database.unit_of_work() as uow:
             repository = uow.repository(AuthRepository)
-            if retry_after := await self._lockout(repository, subject):
-                raise self._locked(retry_after)
-            user = await repository.user_by_id(user_id, for_update=True)
+            user = await repository.user_by_id(user_id, for_update=True)  # one attempt on the account at a time
+            if challenge is not None and (
+                user is None or password_fingerprint(user.password_hash) != challenge.password
+            ):
+                raise _invalid_token("The sign-in challenge is no longer valid; sign in again.")
             if user is None or not user.totp_enabled or user.totp_secret is None:
                 raise _invalid_code()
-            if code is not None:
-                accepted = await self._use_code(repository, user, code)
-            elif recovery_code is not None:
-                normalized = recovery_code.strip().lower()
-                accepted = await repository.use_recovery_code(user_id, digest(normalized))
-            else:
-                accepted = False
-            if not accepted:
-                await repository.record_failure(subject)
-                await uow.commit()
+            await self._attempts.admit(repository, subject)
+            if not await self._second_factor_matches(repository, user, code, recovery_code):
+                await uow.commit()  # the failure stays counted
                 raise _invalid_code()
-            await repository.clear_failures(subject)
+            if challenge is not None and not await repository.spend_challenge(challenge.digest, _at(challenge.expires)):
+                raise _invalid_token("The sign-in challenge was answered already; sign in again.")
+            await self._attempts.succeeded(repository, subject)
             await uow.commit()
         return user
+
+    async def _second_factor_matches(
+        self, repository: AuthRepository, user: User, code: str | None, recovery_code: str | None
+    ) -> bool:
+        if code is not None:
+            return await self._use_code(repository, user, code)
+        if recovery_code is not None:
+            return await repository.use_recovery_code(user.id, digest(recovery_code.strip().lower()))
+        return False
 
     async def _use_code(self, repository: AuthRepository, user: User, code: str) -> bool:
         """A TOTP code of ±1 step, each step accepted once (the last one used is stored)."""
@@ -223,11 +228,14 @@ class AuthService:
         step = totp.matching_step(secret, code, self._clock())
         return step is not None and await repository.use_totp_step(user.id, step)
 
-    async def _start_session(self, user: User, client_id: str) -> TokenPair:
+    async def _start_session(self, user: User, client_id: str, succeeded: bytes | None = None) -> TokenPair:
+        """A new session; `succeeded`: the subject whose failures the sign-in takes back, in the same transaction."""
         refresh_token = new_refresh_token()
         expires_at = self._now() + dt.timedelta(seconds=self.policy.session_seconds)
         async with self._database.unit_of_work() as uow:
             repository = uow.repository(AuthRepository)
+            if succeeded is not None:
+                await self._attempts.succeeded(repository, succeeded)
             session_id = await repository.add_session(user.id, client_id, expires_at)
             await repository.add_refresh_token(session_id, digest(refresh_token))
             new_client = await repository.remember_client(user.id, client_id)
@@ -272,42 +280,24 @@ class AuthService:
             await uow.commit()
         return self._token_pair(session_id, user_id, rotated)
 
-    # lockout
+    # failed attempts
 
-    async def _lockout(self, repository: AuthRepository, subject: bytes) -> int:
-        return self._lockout_seconds(await self._recent_failures(repository, subject))
-
-    async def _recent_failures(self, repository: AuthRepository, subject: bytes) -> list[dt.datetime]:
-        return await repository.failures_since(subject, self._now() - dt.timedelta(hours=1))
-
-    def _lockout_seconds(self, failures: list[dt.datetime]) -> int:
-        """Seconds until the subject of `failures` (the last hour's) may try again, 0 for now: past the hourly
-        limit or the burst limit."""
-        now = self._now()
-        waits = [0.0]
-        if len(failures) >= self.policy.failures_per_hour:
-            unlocked = failures[-self.policy.failures_per_hour] + dt.timedelta(hours=1)
-            waits.append((unlocked - now).total_seconds())
-        burst_start = now - dt.timedelta(seconds=self.policy.burst_seconds)
-        recent = [failure for failure in failures if failure > burst_start]
-        if len(recent) >= self.policy.failures_per_burst:
-            unlocked = recent[-self.policy.failures_per_burst] + dt.timedelta(seconds=self.policy.burst_seconds)
-            waits.append((unlocked - now).total_seconds())
-        return max(0, math.ceil(max(waits)))
-
-    @staticmethod
-    def _locked(retry_after: int) -> LockedError:
-        return LockedError("Too many failed attempts; try again later.", retry_after)
-
-    async def _record_failure(self, subject: bytes) -> None:
+    async def _forget_failures(self, subject: bytes) -> None:
         async with self._database.unit_of_work() as uow:
-            await uow.repository(AuthRepository).record_failure(subject)
+            await self._attempts.succeeded(uow.repository(AuthRepository), subject)
             await uow.commit()
 
-    async def _clear_failures(self, subject: bytes) -> None:
+    async def _reauthenticate(self, user: User, password: str) -> None:
+        """The account's current password, asked again before a change to how it signs in: a stolen access
+        token alone must not add a second factor, take one away or set a new password. A wrong one counts as a
+        failed sign-in."""
+        subject = login_subject(user.email)
         async with self._database.unit_of_work() as uow:
-            await uow.repository(AuthRepository).clear_failures(subject)
+            await self._attempts.admit(uow.repository(AuthRepository), subject)
             await uow.commit()
+        if not await self._verify(password, user.password_hash):
+            raise ForbiddenError("The current password is not correct.", code="wrong-password")
+        await self._forget_failures(subject)
 
     # the signed-in caller
 
@@ -374,8 +364,7 @@ class AuthService:
 
     async def change_password(self, profile: Profile, request: PasswordChange) -> None:
         user = await self._user(profile)
-        if not await self._verify(request.current_password, user.password_hash):
-            raise ForbiddenError("The current password is not correct.", code="wrong-password")
+        await self._reauthenticate(user, request.current_password)
         if problem := password_problem(request.new_password, user.email):
             raise _weak_password(problem, "new_password")
         password_hash = await self._hash(request.new_password)
@@ -387,8 +376,9 @@ class AuthService:
 
     # TOTP
 
-    async def enrol_totp(self, profile: Profile) -> TotpEnrolment:
+    async def enrol_totp(self, profile: Profile, password: str) -> TotpEnrolment:
         user = await self._user(profile)
+        await self._reauthenticate(user, password)
         if user.totp_enabled:
             raise ConflictError("TOTP is enabled already; disable it first.", code="totp-enabled")
         secret = totp.new_secret()
@@ -399,29 +389,34 @@ class AuthService:
         uri = totp.provisioning_uri(secret, user.email, self.policy.totp_issuer)
         return TotpEnrolment(provisioning_uri=uri, secret=secret)
 
-    async def confirm_totp(self, profile: Profile, code: str) -> RecoveryCodes:
-        subject = digest(f"totp:{profile.user_id}")
+    async def confirm_totp(self, profile: Profile, request: TotpCode) -> RecoveryCodes:
+        await self._reauthenticate(await self._user(profile), request.password)
+        subject = second_factor_subject(profile.user_id)
         codes = new_recovery_codes()
         async with self._database.unit_of_work() as uow:
             repository = uow.repository(AuthRepository)
-            if retry_after := await self._lockout(repository, subject):
-                raise self._locked(retry_after)
-            user = await repository.user_by_id(profile.user_id, for_update=True)
+            user = await repository.user_by_id(profile.user_id, for_update=True)  # one attempt at a time
             if user is None or user.totp_enabled or user.totp_secret is None:
                 raise ConflictError("Enrol first (POST /api/auth/totp/enrol).", code="totp-not-enrolled")
-            if not await self._use_code(repository, user, code):
-                await repository.record_failure(subject)
-                await uow.commit()
+            await self._attempts.admit(repository, subject)
+            if not await self._use_code(repository, user, request.code):
+                await uow.commit()  # the failure stays counted
                 raise _invalid_code()
             await repository.enable_totp(user.id)
             await repository.replace_recovery_codes(user.id, [digest(recovery) for recovery in codes])
+            await self._attempts.succeeded(repository, subject)
             await uow.commit()
         return RecoveryCodes(recovery_codes=codes)
 
-    async def disable_totp(self, profile: Profile, code: str) -> None:
-        await self._check_second_factor(profile.user_id, code, None)
+    async def disable_totp(self, profile: Profile, request: TotpCode) -> None:
+        await self._reauthenticate(await self._user(profile), request.password)
+        await self._check_second_factor(profile.user_id, request.code, None)
         async with self._database.unit_of_work() as uow:
             repository = uow.repository(AuthRepository)
             await repository.set_totp(profile.user_id, secret=None, enabled=False, last_step=None)
             await repository.replace_recovery_codes(profile.user_id, [])
             await uow.commit()
+
+
+def _at(timestamp: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
