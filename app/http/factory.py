@@ -10,11 +10,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from quart import Quart
-from quart_cors import cors
 from quart_schema import QuartSchema
 
 from app.bootstrap import open_services
 from app.http.address_limits import AddressLimiter, ClientAddresses
+from app.http.cors import CorsMiddleware
 from app.http.metrics import HttpMetrics
 from app.http.openapi import SECURITY_SCHEMES, ProblemDocumentingProvider
 from app.http.problems import register_error_handlers
@@ -39,22 +39,13 @@ def create_app(settings: Settings | None = None) -> Quart:
     QuartSchema(
         app,
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # app/routes/docs.py serves it, from the package and under a CSP
         redoc_ui_path=None,
         scalar_ui_path=None,
         info={"title": "Proving Ground", "version": version("proving-ground")},
         openapi_provider_class=ProblemDocumentingProvider,
         security_schemes=SECURITY_SCHEMES,
     )
-    if settings.cors_origins:
-        cors(
-            app,
-            allow_origin=[_origin(origin) for origin in settings.cors_origins],
-            allow_headers=ALLOWED_HEADERS,
-            expose_headers=EXPOSED_HEADERS,
-            allow_credentials=False,
-            max_age=600,
-        )
     register_error_handlers(app)
     register_blueprints(app, metrics_route=settings.metrics_port is None)
     registry = CollectorRegistry(auto_describe=True)
@@ -101,7 +92,8 @@ def _address_limiter(settings: Settings, metrics: InboundMetrics) -> AddressLimi
 def _with_middleware(
     asgi_app: Any, settings: Settings, requests: HttpMetrics, inbound: InboundMetrics
 ) -> RequestContextMiddleware:
-    """Outermost first: request context (id, access log, metrics), load shedding, per-client rate limits."""
+    """Outermost first: request context (id, access log, metrics, security headers), CORS, load shedding,
+    per-client rate limits."""
     if settings.client_rate is not None:
         asgi_app = ClientRateLimiter(
             asgi_app,
@@ -119,7 +111,14 @@ def _with_middleware(
         exempt=exempt_from_limits,
         metrics=inbound,
     )
-    return RequestContextMiddleware(shedder, requests)
+    if settings.cors_origins:
+        origins = [_origin(origin) for origin in settings.cors_origins]
+        asgi_app = CorsMiddleware(
+            shedder, origins, allow_headers=ALLOWED_HEADERS, expose_headers=EXPOSED_HEADERS, max_age=600
+        )
+    else:
+        asgi_app = shedder
+    return RequestContextMiddleware(asgi_app, requests)
 
 
 def _origin(origin: str) -> str | re.Pattern[str]:

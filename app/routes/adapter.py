@@ -6,7 +6,7 @@ from enum import Enum
 
 from quart import Quart
 
-from app.routes import auth, billing, catalog, common, metrics
+from app.routes import auth, billing, catalog, common, docs, metrics
 
 API_PREFIX = "/api"
 _GUARDED = f"{API_PREFIX}/"
@@ -37,5 +37,6 @@ def register_blueprints(app: Quart, *, metrics_route: bool = True) -> None:
     """Every blueprint; /metrics too unless the metrics have a port of their own."""
     for name, module in (("auth", auth), ("catalog", catalog), ("billing", billing), ("common", common)):
         app.register_blueprint(module.blueprint, url_prefix=f"{API_PREFIX}/{name}")
+    app.register_blueprint(docs.blueprint)
     if metrics_route:
         app.register_blueprint(metrics.blueprint)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from openapi_spec_validator import validate
 from quart.typing import TestClientProtocol as HttpClient
@@ -35,6 +37,47 @@ async def test_cors_answers_only_listed_origins(settings: Settings) -> None:
         assert "Access-Control-Allow-Credentials" not in simple.headers
 
 
+async def test_a_preflight_to_a_guarded_route_is_answered_before_the_guards(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"cors_origins": ("https://app.example",)}))
+    async with app.test_app() as serving:
+        client = serving.test_client()
+        request = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+                   "Access-Control-Request-Headers": "authorization, x-client-id, content-type"}  # fmt: skip
+        preflight = await client.options("/api/auth/password", headers=request)
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    allowed = {name.strip().lower() for name in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "x-client-id", "content-type", "idempotency-key"} <= allowed
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+
+
+async def test_a_429_from_the_rate_limit_can_be_read_by_an_allowed_origin(settings: Settings) -> None:
+    limited = {"cors_origins": ("https://app.example",), "client_rate": 0.01, "client_burst": 1}
+    app = create_app(settings.model_copy(update=limited))
+    async with app.test_app() as serving:
+        client = serving.test_client()
+        headers = {"Origin": "https://app.example", "X-Client-Id": "browser"}
+        await client.get("/api/auth/me", headers=headers)
+        refused = await client.get("/api/auth/me", headers=headers)
+    assert refused.status_code == 429
+    assert refused.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "Retry-After" in refused.headers["Access-Control-Expose-Headers"]
+
+
+async def test_every_answer_forbids_sniffing_and_running_it_and_docs_may_run_only_this_origins_scripts(
+    client: HttpClient,
+) -> None:
+    for path in ("/api/common/health", "/api/nowhere", "/openapi.json", "/metrics"):
+        answer = await client.get(path)
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert "Strict-Transport-Security" not in answer.headers  # plain HTTP: HSTS would be ignored
+    docs = await client.get("/docs")
+    policy = docs.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy
+    assert "unsafe" not in policy
+
+
 async def test_no_cors_headers_without_an_allow_list(client: HttpClient) -> None:
     assert "Access-Control-Allow-Origin" not in await preflight(client, "https://app.example")
 
@@ -53,7 +96,13 @@ async def test_openapi_documents_the_routes_and_docs_page_is_served(client: Http
     assert health_schema["schema"]["additionalProperties"] is False
     docs = await client.get("/docs")
     assert docs.status_code == 200
-    assert "/openapi.json" in await docs.get_data(as_text=True)
+    scripts = re.findall(r'<script src="([^"]+)"></script>', await docs.get_data(as_text=True))
+    assert len(scripts) == 2  # the bundle and our start script, both from here: nothing inline
+    bundle, start = [await client.get(script) for script in scripts]
+    assert bundle.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert "SwaggerUIBundle" in await bundle.get_data(as_text=True)
+    assert "/openapi.json" in await start.get_data(as_text=True)
+    assert (await client.get("/docs/assets/swagger-ui-5.31.0/../../openapi.json")).status_code == 404
 
 
 async def test_a_guarded_route_asks_for_the_client_id_before_the_token(client: HttpClient) -> None:

@@ -46,6 +46,7 @@ async def test_serve_answers_over_verified_https_and_stops_cleanly_on_sigterm(
         status, headers, body = await get(f"https://localhost:{port}/api/common/health", cert_file)
         assert (status, body) == (200, {"status": "ok"})
         assert len(headers["X-Request-ID"]) == 32
+        assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
         status, _, _ = await get(f"https://127.0.0.1:{port}/api/common/ready", cert_file)
         assert status == 200
         with pytest.raises(aiohttp.ClientError):

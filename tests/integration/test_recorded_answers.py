@@ -138,6 +138,7 @@ async def _record_common_and_edge(record: Recorder) -> None:
     await record("version", "GET", "/api/common/version", client_id=None)
     await record("openapi document", "GET", "/openapi.json", client_id=None)
     await record("docs page", "GET", "/docs", client_id=None)
+    await record("docs start script", "GET", "/docs/assets/swagger-ui-5.31.0/start.js", client_id=None)
     await record("unknown route: 404", "GET", "/api/nowhere")
     await record("wrong method: 405", "DELETE", "/api/common/health")
     await record("unhandled error: 500", "GET", f"{PREFIX}/boom")

@@ -42,7 +42,11 @@ async def test_an_answer_is_counted_with_its_status_and_carries_the_request_id()
 
     exposition, sent = await count(app)
     assert counted(exposition, 204)
-    assert [name for name, _ in sent[0]["headers"]] == [b"x-request-id"]
+    assert [name for name, _ in sent[0]["headers"]] == [
+        b"x-request-id",
+        b"x-content-type-options",
+        b"content-security-policy",
+    ]
 
 
 async def test_an_error_escaping_the_app_is_counted_as_500() -> None:
