@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     token_keys: SecretStr | None = None
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1)
+    body_timeout: float = Field(default=10.0, gt=0)
+    head_timeout: float = Field(default=10.0, gt=0)
+    max_url_bytes: int = Field(default=8 * 1024, ge=256)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    connections_per_peer: int | None = Field(default=100, ge=1)
     shutdown_timeout: int = Field(default=20, gt=0)
     payments_url: str | None = Field(default=None, pattern=r"^https?://")
     payments_api_key: SecretStr | None = None
@@ -98,7 +104,7 @@ class Settings(BaseSettings):
     log_format: LogFormat = "json"
     data_dir: Path = Path(".data")
 
-    @field_validator("client_rate", "address_rate", mode="before")
+    @field_validator("client_rate", "address_rate", "connections_per_peer", mode="before")
     @classmethod
     def _rate_can_be_off(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in {"", "off", "none", "null"}:

@@ -24,6 +24,7 @@ from app.routes.adapter import exempt_from_limits, register_blueprints
 from app.runtime.metrics_endpoint import metrics_server
 from app.settings import Settings, load_settings
 from app.src.resilience.inbound import ClientRateLimiter, InboundMetrics, LoadShedder
+from app.src.resilience.request_bodies import BodyBuffer
 from app.src.utils.logs import configure_logging
 
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Client-Id", "X-Request-ID"]
@@ -92,8 +93,17 @@ def _address_limiter(settings: Settings, metrics: InboundMetrics) -> AddressLimi
 def _with_middleware(
     asgi_app: Any, settings: Settings, requests: HttpMetrics, inbound: InboundMetrics
 ) -> RequestContextMiddleware:
-    """Outermost first: request context (id, access log, metrics, security headers), CORS, load shedding,
-    per-client rate limits."""
+    """Outermost first: request context (id, access log, metrics, security headers), CORS, per-client rate
+    limits, the whole body read (outside any slot), load shedding."""
+    asgi_app = LoadShedder(
+        asgi_app,
+        limit=settings.inbound_concurrency,
+        max_wait=settings.inbound_max_wait,
+        retry_after=settings.inbound_retry_after,
+        exempt=exempt_from_limits,
+        metrics=inbound,
+    )
+    asgi_app = BodyBuffer(asgi_app, max_bytes=settings.max_body_bytes, deadline=settings.body_timeout)
     if settings.client_rate is not None:
         asgi_app = ClientRateLimiter(
             asgi_app,
@@ -103,21 +113,11 @@ def _with_middleware(
             exempt=exempt_from_limits,
             metrics=inbound,
         )
-    shedder = LoadShedder(
-        asgi_app,
-        limit=settings.inbound_concurrency,
-        max_wait=settings.inbound_max_wait,
-        retry_after=settings.inbound_retry_after,
-        exempt=exempt_from_limits,
-        metrics=inbound,
-    )
     if settings.cors_origins:
         origins = [_origin(origin) for origin in settings.cors_origins]
         asgi_app = CorsMiddleware(
-            shedder, origins, allow_headers=ALLOWED_HEADERS, expose_headers=EXPOSED_HEADERS, max_age=600
+            asgi_app, origins, allow_headers=ALLOWED_HEADERS, expose_headers=EXPOSED_HEADERS, max_age=600
         )
-    else:
-        asgi_app = shedder
     return RequestContextMiddleware(asgi_app, requests)
 
 

@@ -8,6 +8,7 @@ from types import FrameType
 import uvicorn
 from quart import Quart
 
+from app.runtime.edge import EdgeLimits, edge_protocol
 from app.settings import Settings
 
 
@@ -21,8 +22,17 @@ def run_server(app: Quart, settings: Settings) -> None:
     uvicorn re-raises the signal after its graceful shutdown; for SIGTERM that would kill the process before the
     caller's cleanup (the embedded PostgreSQL) runs, so SIGTERM becomes SystemExit(0) instead.
     """
+    limits = EdgeLimits(
+        max_url_bytes=settings.max_url_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        head_timeout=settings.head_timeout,
+        connections_per_peer=settings.connections_per_peer,
+        trusted_proxies=settings.trusted_proxies,
+    )
     config = uvicorn.Config(
         app,
+        http=edge_protocol(limits),
         host=settings.listen_host,
         port=settings.listen_port,
         ssl_certfile=settings.tls_cert_file,

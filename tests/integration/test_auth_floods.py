@@ -52,9 +52,9 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_limited(s
 async def test_more_sign_ins_than_the_hashing_queue_holds_are_refused_at_once_with_503(settings: Settings) -> None:
     configured = auth_settings(settings, password_hash_concurrency=1, password_hash_queue=1)
     async for client in serve(create_app(configured)):
-        body = {"email": WRONG["email"], "password": PASSWORD}
+        bodies = [{"email": f"flood-{index}@example.org", "password": PASSWORD} for index in range(10)]
         answers = await asyncio.gather(
-            *(client.post("/api/auth/login", json=body, headers={"X-Client-Id": "web"}) for _ in range(6))
+            *(client.post("/api/auth/login", json=body, headers={"X-Client-Id": "web"}) for body in bodies)
         )
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses.count(503) >= 1

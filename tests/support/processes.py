@@ -8,8 +8,11 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
 import sys
-from collections.abc import Mapping
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -126,3 +129,27 @@ class ServiceProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         await self.process.wait()
+
+
+@contextlib.contextmanager
+def serving_process(environment: Mapping[str, str], cwd: Path, base_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m app serve` until the block ends, for a module's tests to share; it is up once its health answers.
+    (A synchronous twin of ServiceProcess, for fixtures wider than one test's event loop.)"""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"],
+        env=dict(environment), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base_url}/api/common/health", timeout=1).close()  # noqa: S310 - loopback
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the service did not start") from None
+                time.sleep(0.1)  # waiting for another process to listen: there is no event to await
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -33,14 +33,15 @@ class InboundMetrics:
                                        registry=registry)  # fmt: skip
 
 
-async def _send_problem(
-    send: ASGISendCallable, path: str, status: int, slug: str, title: str, detail: str, headers: dict[str, str]
+async def send_problem(
+    send: ASGISendCallable, path: str, status: int, slug: str | None, title: str, detail: str, headers: dict[str, str]
 ) -> None:
+    """A whole problem+json answer, written by middleware that answers before the app."""
     body = problem_body(
         status=status,
         title=title,
         detail=detail,
-        type_=problem_type(slug),
+        type_=problem_type(slug) if slug else "about:blank",
         instance=path,
         request_id=request_id_var.get(),
     )
@@ -83,7 +84,7 @@ class LoadShedder:
             except TimeoutError:
                 self._shed.inc()
                 detail = "The service is at capacity; retry after the time in Retry-After."
-                await _send_problem(
+                await send_problem(
                     send, scope["path"], 503, "overloaded", "Service Unavailable", detail, self._retry_after
                 )
                 return
@@ -130,7 +131,7 @@ class ClientRateLimiter:
             wait = bucket.seconds_until_next()
             headers = self._buckets.refusal_headers(wait)
             detail = f"This client has used its {self._buckets.burst} requests; retry after {wait} s."
-            await _send_problem(send, scope["path"], 429, "rate-limited", "Too Many Requests", detail, headers)
+            await send_problem(send, scope["path"], 429, "rate-limited", "Too Many Requests", detail, headers)
             return
         state = (b"ratelimit", self._buckets.state(bucket).encode())
 

@@ -1,0 +1,182 @@
+"""The HTTP edge: uvicorn's httptools protocol with the bounds it lacks when the service faces clients itself.
+
+httptools buffers a request line and headers of any size and count, and a connection that sends part of a
+request head is kept open forever: a 1 MiB header is answered 200 and slowloris holds file descriptors at no cost.
+Here a head is refused past `max_url_bytes` (414), `max_header_bytes` or `max_headers` (431); a connection whose
+head does not arrive within `head_timeout` seconds (from its opening, or from the end of its last answer) gets 408
+and is closed; and a peer address holds at most `connections_per_peer` connections (a trusted proxy: no cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+SWEEP_SECONDS = 0.5  # how often waiting connections are checked: a head timeout ends within this of its time
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    max_url_bytes: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    head_timeout: float = 10.0
+    connections_per_peer: int | None = 100
+    trusted_proxies: Sequence[str] = ()
+
+
+class _HeadRefusedError(Exception):
+    """Raised in a parser callback to stop parsing a head that is over a bound."""
+
+
+def _answer(status: int, reason: str, detail: str) -> bytes:
+    """A whole answer written by the edge itself: the app never saw the request (it has no path or id yet)."""
+    body = json.dumps({"type": "about:blank", "title": reason, "status": status, "detail": detail}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@dataclass
+class EdgeState:
+    """What one server's connections share: how many each peer holds, and which wait for a request head."""
+
+    limits: EdgeLimits
+    peers: Counter[str] = field(default_factory=Counter)
+    waiting: dict[EdgeProtocol, float] = field(default_factory=dict)  # since when
+    _sweep: asyncio.TimerHandle | None = None
+
+    def __post_init__(self) -> None:
+        self._trusted = [ipaddress.ip_network(network) for network in self.limits.trusted_proxies]
+
+    def admit(self, peer: str | None) -> bool:
+        """Count a new connection of `peer`; False when the peer has all it may hold."""
+        cap = self.limits.connections_per_peer
+        if peer is None or cap is None or self._trusted_proxy(peer):
+            return True
+        if self.peers[peer] >= cap:
+            return False
+        self.peers[peer] += 1
+        return True
+
+    def release(self, peer: str | None) -> None:
+        if peer is not None and peer in self.peers:
+            self.peers[peer] -= 1
+            if not self.peers[peer]:
+                del self.peers[peer]
+
+    def _trusted_proxy(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
+
+    def wait_for_head(self, protocol: EdgeProtocol) -> None:
+        self.waiting[protocol] = time.monotonic()
+        if self._sweep is None:
+            self._sweep = protocol.loop.call_later(SWEEP_SECONDS, self.sweep, protocol.loop)
+
+    def sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every half second while connections wait: refuse those whose head is late (a timer per connection
+        would cost a timer per request)."""
+        self._sweep = None
+        deadline = time.monotonic() - self.limits.head_timeout
+        detail = f"The request head did not arrive within {self.limits.head_timeout:g} s."
+        for protocol in [protocol for protocol, since in self.waiting.items() if since < deadline]:
+            protocol.refuse(408, "Request Timeout", detail)
+        if self.waiting:
+            self._sweep = loop.call_later(SWEEP_SECONDS, self.sweep, loop)
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    state: EdgeState  # each server's subclass has its own (edge_protocol)
+    _peer: str | None = None
+    _url_bytes = 0
+    _header_bytes = 0
+    _header_count = 0
+    _refusal: tuple[int, str, str] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        peer = None if self.client is None else self.client[0]
+        if not self.state.admit(peer):
+            transport.abort()  # no answer: this peer has enough connections open to hear one on
+            return
+        self._peer = peer
+        self.state.wait_for_head(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.waiting.pop(self, None)
+        self.state.release(self._peer)
+        self._peer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, but a head over a bound gets its own answer (uvicorn would say 400 and log a warning)."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._refusal is not None:
+                self.refuse(*self._refusal)
+                return
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._url_bytes = self._header_bytes = self._header_count = 0
+
+    def on_url(self, url: bytes) -> None:
+        limits = self.state.limits
+        self._url_bytes += len(url)
+        if self._url_bytes > limits.max_url_bytes:
+            self._refusal = (414, "URI Too Long", f"The request target is over {limits.max_url_bytes} bytes.")
+            raise _HeadRefusedError
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self.state.limits
+        self._header_count += 1
+        self._header_bytes += len(name) + len(value)
+        if self._header_count > limits.max_headers or self._header_bytes > limits.max_header_bytes:
+            detail = f"At most {limits.max_headers} headers, of {limits.max_header_bytes} bytes in all."
+            self._refusal = (431, "Request Header Fields Too Large", detail)
+            raise _HeadRefusedError
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.state.waiting.pop(self, None)
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self.state.wait_for_head(self)
+
+    def refuse(self, status: int, reason: str, detail: str) -> None:
+        self.state.waiting.pop(self, None)
+        if not self.transport.is_closing():
+            self.transport.write(_answer(status, reason, detail))
+            self.transport.close()
+
+
+def edge_protocol(limits: EdgeLimits) -> type[EdgeProtocol]:
+    """The protocol class for one server: its connections share one EdgeState."""
+    return type("EdgeProtocol", (EdgeProtocol,), {"state": EdgeState(limits)})
