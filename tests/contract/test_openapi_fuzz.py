@@ -1,6 +1,13 @@
 """NFR-5: schemathesis fuzzes every operation of the OpenAPI document against the running service (real
 uvicorn, real PostgreSQL): no generated input may cause a 5xx, and every answer must match what the document
-says (its status, its content type, its schema)."""
+says (its status, its content type, its schema).
+
+The fuzzer calls as a signed-in account with TOTP enrolled, so that the authenticated and second-factor routes are
+reached past their guards: the account's password is put into the bodies that ask for it (except a new password,
+which would lock the fuzzer out of its own account), and every logout gets a session of its own. How many
+generated cases of each operation got past authentication is written to `.data/contract-report.txt`, and each
+guarded operation must have had some.
+"""
 
 from __future__ import annotations
 
@@ -10,37 +17,47 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
+import pyotp
 import pytest
 import schemathesis
-from schemathesis import Case
+from hypothesis import strategies as st
+from schemathesis import Case, GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.support.postgres import repository_root
 from tests.support.processes import clean_environment, free_port
-
-
-def _post(url: str, body: dict[str, str]) -> Any:
-    request = urllib.request.Request(  # noqa: S310 - loopback only
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", "X-Client-Id": "fuzz"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())
-
 
 # CI replays the same examples every run (a submission must not fail on a new draw); locally each run explores.
 IN_CI = os.environ.get("CI") == "true"
 POLICY_CHECKED = {"/api/auth/register", "/api/auth/password"}
+ENDS_A_SESSION = {"/api/auth/logout", "/api/auth/logout-all"}
+PASSWORD = "a long fuzzing passphrase"
+REPORT = repository_root() / ".data" / "contract-report.txt"
+
+
+def _call(url: str, body: dict[str, str], token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json", "X-Client-Id": "fuzz"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
 
 
 @pytest.fixture(scope="module")
 def live_service(database_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     environment = clean_environment(
-        PROFILE="test", DB_URI=database_uri, LISTEN_PORT=str(port), CLIENT_RATE="off", LOG_LEVEL="WARNING"
-    )
+        PROFILE="test", DB_URI=database_uri, LISTEN_PORT=str(port), LOG_LEVEL="WARNING",
+        CLIENT_RATE="off", ADDRESS_RATE="off", CONNECTIONS_PER_PEER="off",
+        LOGIN_FAILURES_PER_BURST="1000000", LOGIN_FAILURES_PER_HOUR="1000000",
+    )  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"],
         env=environment,
@@ -65,12 +82,18 @@ def live_service(database_uri: str, tmp_path_factory: pytest.TempPathFactory) ->
         process.wait(timeout=30)
 
 
+def _signed_in(base: str, email: str) -> str:
+    _call(f"{base}/api/auth/register", {"email": email, "password": PASSWORD, "display_name": "Fuzz"})
+    return str(_call(f"{base}/api/auth/login", {"email": email, "password": PASSWORD})["access_token"])
+
+
 @pytest.fixture(scope="module")
-def bearer(live_service: str) -> str:
-    account = {"email": "fuzz@example.org", "password": "a long fuzzing passphrase", "display_name": "Fuzz"}
-    _post(f"{live_service}/api/auth/register", account)
-    tokens = _post(f"{live_service}/api/auth/login", {"email": account["email"], "password": account["password"]})
-    return str(tokens["access_token"])
+def enrolled_bearer(live_service: str) -> str:
+    """The access token of an account with TOTP on."""
+    token = _signed_in(live_service, "fuzz@example.org")
+    secret = _call(f"{live_service}/api/auth/totp/enrol", {"password": PASSWORD}, token)["secret"]
+    _call(f"{live_service}/api/auth/totp/confirm", {"code": pyotp.TOTP(secret).now(), "password": PASSWORD}, token)
+    return token
 
 
 @pytest.fixture(scope="module")
@@ -78,29 +101,77 @@ def live_schema(live_service: str) -> Any:
     return schemathesis.openapi.from_url(f"{live_service}/openapi.json")
 
 
+@dataclass
+class Reach:
+    """Per operation: generated cases, and (for those that need a token) the cases that got past authentication."""
+
+    cases: Counter[str] = field(default_factory=Counter)
+    past_authentication: Counter[str] = field(default_factory=Counter)
+    guarded: set[str] = field(default_factory=set)
+
+    def declare(self, operation: str, needs_token: bool) -> None:
+        if needs_token:
+            self.guarded.add(operation)
+
+    def count(self, operation: str, response: Any) -> None:
+        self.cases[operation] += 1
+        refused_token = response.status_code == 401 and "Bearer" in response.headers.get("WWW-Authenticate", "")
+        if operation in self.guarded and not refused_token:
+            self.past_authentication[operation] += 1
+
+    def report(self) -> str:
+        lines = [f"{'operation':<40}{'cases':>7}{'past authentication':>22}"]
+        for operation, cases in sorted(self.cases.items()):
+            reached = str(self.past_authentication[operation]) if operation in self.guarded else "(public)"
+            lines.append(f"{operation:<40}{cases:>7}{reached:>22}")
+        return "\n".join(lines) + "\n"
+
+
+def _with_password(case: Case[Any]) -> None:
+    """The account's password where a body asks for it again (not a new password: that would end the fuzzing)."""
+    if isinstance(case.body, dict) and "password" in case.body and case.path != "/api/auth/register":
+        case.body["password"] = PASSWORD
+
+
+def _fuzz(operation: Any, reach: Reach, service: str, bearer: str) -> None:
+    name = f"{operation.method.upper()} {operation.path}"
+    needs_token = bool(operation.definition.raw.get("security"))
+    reach.declare(name, needs_token)
+
+    # Both what the document allows (which must be served) and what it forbids (which must be refused, with 4xx).
+    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+
+    @hypothesis.given(case=cases)
+    @hypothesis.settings(
+        max_examples=50,
+        deadline=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        database=None,
+        derandomize=IN_CI,
+    )
+    def exchange(case: Case[Any]) -> None:
+        token = bearer
+        if case.path in ENDS_A_SESSION:  # a session of its own, which the call may end
+            token = _signed_in(service, "fuzz-logout@example.org")
+        headers = {"X-Client-Id": "fuzz", "Authorization": f"Bearer {token}"} | dict(case.headers or {})
+        _with_password(case)
+        # A password can be schema-valid and still one of the most common ones, which JSON Schema cannot say.
+        excluded: list[Any] = [positive_data_acceptance] if case.path in POLICY_CHECKED else []
+        reach.count(name, case.call_and_validate(headers=headers, excluded_checks=excluded))
+
+    exchange()
+
+
 @pytest.mark.requirement("NFR-5")
-def test_no_input_causes_a_server_error_and_every_answer_matches_the_document(live_schema: Any, bearer: str) -> None:
-    tested = []
+def test_no_input_causes_a_server_error_and_every_answer_matches_the_document(
+    live_schema: Any, live_service: str, enrolled_bearer: str
+) -> None:
+    reach = Reach()
     for result in live_schema.get_all_operations():
-        operation = result.ok()
-        tested.append(f"{operation.method.upper()} {operation.path}")
-
-        @hypothesis.given(case=operation.as_strategy())
-        @hypothesis.settings(
-            max_examples=25,
-            deadline=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-            database=None,
-            derandomize=IN_CI,
-        )
-        def exchange(case: Case[Any]) -> None:
-            headers = {"X-Client-Id": "fuzz", "Authorization": f"Bearer {bearer}"} | dict(case.headers or {})
-            if case.path in {"/api/auth/logout", "/api/auth/logout-all"}:
-                headers["Authorization"] = "Bearer not-the-shared-session"  # keep the shared session alive
-            # A password can be schema-valid and still one of the most common ones, which JSON Schema cannot say.
-            excluded: list[Any] = [positive_data_acceptance] if case.path in POLICY_CHECKED else []
-            case.call_and_validate(headers=headers, excluded_checks=excluded)
-
-        exchange()
-    assert "POST /api/auth/login" in tested
-    assert len(tested) >= 16
+        _fuzz(result.ok(), reach, live_service, enrolled_bearer)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(reach.report())
+    assert "POST /api/auth/login" in reach.cases
+    assert len(reach.cases) >= 16
+    unreached = sorted(name for name in reach.guarded if not reach.past_authentication[name])
+    assert unreached == [], reach.report()
