@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-sim bench-resilience bench-auth wrk clean
+.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-sim bench-resilience bench-auth wrk h2load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ migrate: $(SYNCED) ## Apply the migrations to DB_URI (or the embedded PostgreSQL
 
 bench: $(SYNCED) wrk ## Requests/s and p99 of GET /api/common/health vs a minimal Quart app, each on one core
 	$(RUN) python -m bench.http
+
+bench-read: $(SYNCED) wrk h2load ## GET /api/auth/me vs plain asyncpg doing the same reads; p99/p50 at 80% load
+	$(RUN) python -m bench.read
+
+h2load:
+	@command -v h2load >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nghttp2-client; } || { echo "install h2load (Debian package nghttp2-client)"; exit 1; }
 
 bench-sim: $(SYNCED) wrk ## Create-charge requests/s of the payments simulator on one core, without and with faults
 	$(RUN) python -m bench.simulators

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from app.database import Database, PoolSettings
 from app.dev.embedded_postgres import EmbeddedPostgres
@@ -48,6 +48,9 @@ async def open_services(settings: Settings, registry: CollectorRegistry | None =
     registry = registry or CollectorRegistry(auto_describe=True)
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(_database(settings))
+        in_use = Gauge("database_read_connections_in_use", "Read connections taken from the pool", registry=registry)
+        in_use.set_function(database.read_connections_in_use)
+        stack.callback(registry.unregister, in_use)
         provider_metrics = ProviderMetrics(registry)
         stack.callback(registry.unregister, provider_metrics)
         providers = {}
@@ -80,7 +83,12 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
             uri = await asyncio.to_thread(embedded.start)
             stack.push_async_callback(asyncio.to_thread, embedded.stop)
             _log.info("embedded PostgreSQL started", data_dir=str(embedded.data_dir))
-        pool = PoolSettings(settings.db_pool_size, settings.db_connect_timeout, settings.db_statement_timeout)
+        pool = PoolSettings(
+            size=settings.db_pool_size,
+            read_size=settings.db_read_pool_size,
+            connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
+        )
         database = Database(uri, pool)
         stack.push_async_callback(database.dispose)
         await database.initialize()

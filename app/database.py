@@ -1,16 +1,16 @@
-"""The Database facade: one engine and its pool, units of work for writes, cheap autocommit reads."""
+"""The Database facade: units of work for writes (SQLAlchemy, its own pool), and cheap autocommit reads on plain
+asyncpg (a pool of their own; see app/src/database/read_pool.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from types import TracebackType
 
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.src.database.failures import as_unavailable, leave_block
+from app.src.database.read_pool import Reading, ReadPool, RequestReads
 from app.src.database.unit_of_work import UnitOfWork
 from app.src.utils.logs import module_logger
 
@@ -27,7 +27,8 @@ def async_url(uri: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
-    size: int = 10
+    size: int = 10  # connections for units of work (SQLAlchemy)
+    read_size: int = 10  # connections for reads (asyncpg)
     connect_timeout: float = 5.0
     statement_timeout: float = 15.0
 
@@ -35,7 +36,11 @@ class PoolSettings:
 class Database:
     def __init__(self, uri: str, pool: PoolSettings | None = None) -> None:
         pool = pool or PoolSettings()
-        self._warm_connections = min(pool.size, 4)
+        self._warm_connections = min(pool.read_size, 4)
+        server_settings = {
+            "application_name": "proving-ground",
+            "statement_timeout": str(int(pool.statement_timeout * 1000)),
+        }
         self.engine: AsyncEngine = create_async_engine(
             async_url(uri),
             pool_size=pool.size,
@@ -44,35 +49,52 @@ class Database:
             connect_args={
                 "timeout": pool.connect_timeout,
                 "command_timeout": pool.statement_timeout,
-                "server_settings": {
-                    "application_name": "proving-ground",
-                    "statement_timeout": str(int(pool.statement_timeout * 1000)),
-                },
+                "server_settings": server_settings,
             },
         )
         # Reads that need no transaction skip SQLAlchemy's BEGIN/ROLLBACK round trips.
         self.reads: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_pool = ReadPool(
+            driver_dsn(uri),
+            size=pool.read_size,
+            checkout_timeout=pool.connect_timeout,
+            connect_args={
+                "timeout": pool.connect_timeout,
+                "command_timeout": pool.statement_timeout,
+                "server_settings": server_settings,
+            },
+        )
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self._sessions)
+        return UnitOfWork(self._sessions, before=self._read_pool.release_request_connection)
 
     def reading(self) -> Reading:
-        """`async with database.reading() as connection:` an autocommit connection for reads; a database that
+        """`async with database.reading() as connection:` an asyncpg connection for reads (autocommit, prepared
+        statements): the request's one read connection, or one of its own outside a request. A database that
         cannot serve leaves the block as UnavailableError, as a unit of work does."""
-        return Reading(self.reads)
+        return self._read_pool.reading()
+
+    def request_reads(self) -> RequestReads:
+        """Begin a request's reads (the HTTP layer, as a request starts); `await reads.end()` as it ends."""
+        return self._read_pool.request()
+
+    def read_connections_in_use(self) -> int:
+        return self._read_pool.in_use()
 
     async def initialize(self) -> None:
-        """Open a few pooled connections so the first requests do not pay for them; an unreachable database is
-        logged, not fatal: the service starts and reports itself not ready until the database answers."""
+        """Open the read pool and a few of its connections, so the first requests do not pay for them; an
+        unreachable database is logged, not fatal: the service starts and reports itself not ready until the
+        database answers."""
+        await self._read_pool.open()
         results = await asyncio.gather(*(self._touch() for _ in range(self._warm_connections)), return_exceptions=True)
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             _log.warning("database not reachable at start", error=type(failures[0]).__name__)
 
     async def _touch(self) -> None:
-        async with self.reads.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with self.reading() as connection:
+            await connection.execute("SELECT 1")
 
     async def schema_revision(self) -> str | None:
         """The migration the database is at; None when it has never been migrated."""
@@ -84,38 +106,13 @@ class Database:
             return None
 
     async def dispose(self) -> None:
+        await self._read_pool.close()
         await self.engine.dispose()
 
 
-class Reading:
-    __slots__ = ("_connection", "_engine")
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._connection: AsyncConnection | None = None
-
-    async def __aenter__(self) -> AsyncConnection:
-        try:
-            self._connection = await self._engine.connect()
-        except Exception as error:
-            if (unavailable := as_unavailable(error)) is not None:
-                raise unavailable from error
-            raise
-        return self._connection
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        connection, self._connection = self._connection, None
-        leave_block(exc, None if connection is None else await _close(connection))
-
-
-async def _close(connection: AsyncConnection) -> Exception | None:
-    try:
-        await connection.close()
-    except Exception as error:  # noqa: BLE001 - handed to leave_block, which decides what the caller sees
-        return error
-    return None
+def driver_dsn(uri: str) -> str:
+    """The URI as asyncpg itself takes it (`postgresql://`, without SQLAlchemy's driver name)."""
+    return make_url(async_url(uri)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 __all__ = ["AsyncSession", "Database", "PoolSettings", "async_url"]

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     profile: Profile = "dev"
     db_uri: SecretStr | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_read_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout: float = Field(default=15.0, gt=0)
     ready_timeout: float = Field(default=2.0, gt=0)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,8 +43,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def pinned_server(command: list[str], ready_url: str, environment: dict[str, str] | None = None) -> Iterator[None]:
-    """`python <command>` on SERVER_CORE until the block ends; it is up once `ready_url` answers."""
+def pinned_server(
+    command: list[str], ready_url: str, environment: dict[str, str] | None = None, ready_status: int = 200
+) -> Iterator[None]:
+    """`python <command>` on SERVER_CORE until the block ends; it is up once `ready_url` answers `ready_status`."""
     process = subprocess.Popen(
         ["taskset", "-c", SERVER_CORE, sys.executable, *command],
         env=environment,
@@ -57,6 +60,10 @@ def pinned_server(command: list[str], ready_url: str, environment: dict[str, str
             try:
                 with urllib.request.urlopen(ready_url, timeout=1):  # noqa: S310 - loopback only
                     break
+            except urllib.error.HTTPError as answered:
+                if answered.code == ready_status:
+                    break
+                raise
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{command} did not start") from None

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from quart import Quart
+from quart import Quart, g
 from quart_schema import QuartSchema
 
 from app.bootstrap import open_services
@@ -18,7 +18,7 @@ from app.http.cors import CorsMiddleware
 from app.http.metrics import HttpMetrics
 from app.http.openapi import SECURITY_SCHEMES, ProblemDocumentingProvider
 from app.http.problems import register_error_handlers
-from app.http.services import attach_services
+from app.http.services import attach_services, services
 from app.middlewares import RequestContextMiddleware, RequestGuards
 from app.routes.adapter import exempt_from_limits, register_blueprints
 from app.runtime.metrics_endpoint import metrics_server
@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_blueprints(app, metrics_route=settings.metrics_port is None)
     registry = CollectorRegistry(auto_describe=True)
     requests, inbound = HttpMetrics(registry), InboundMetrics(registry)
+    app.before_request(_begin_reads)
+    app.teardown_request(_end_reads)
     app.before_request(RequestGuards(_address_limiter(settings, inbound)).check)
     app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound)  # type: ignore[method-assign]
     _serve_with_services(app, settings, registry)
@@ -76,6 +78,17 @@ def _serve_with_services(app: Quart, settings: Settings, registry: CollectorRegi
     async def close_root() -> None:
         attach_services(app, None)
         await stack.aclose()
+
+
+async def _begin_reads() -> None:
+    """A request's reads share one connection, taken at its first read (app/src/database/read_pool.py)."""
+    g.reads = services().database.request_reads()
+
+
+async def _end_reads(error: BaseException | None) -> None:
+    reads = g.get("reads")
+    if reads is not None:
+        await reads.end()
 
 
 def _address_limiter(settings: Settings, metrics: InboundMetrics) -> AddressLimiter | None:

@@ -22,6 +22,7 @@ from app.settings import Settings
 from tests.integration.auth_support import User, auth_settings, serve
 from tests.support.postgres import truncate_all
 from tests.support.private_postgres import private_postgres
+from tests.support.probe import PREFIX, add_probe_routes
 
 pytestmark = pytest.mark.chaos
 
@@ -35,7 +36,7 @@ async def unavailable(response: Any, code: str, retry_after: str) -> None:
 @pytest.fixture
 async def one_connection_app(settings: Settings, database_uri: str) -> AsyncIterator[tuple[Quart, User, str]]:
     """The service with a pool of one connection, and a user signed in: (app, user, access token)."""
-    app = create_app(auth_settings(settings, db_pool_size=1, db_connect_timeout=0.3))
+    app = create_app(auth_settings(settings, db_pool_size=1, db_read_pool_size=1, db_connect_timeout=0.3))
     async with app.test_app() as serving:
         user = User(serving.test_client(), f"pool-{uuid.uuid4().hex[:8]}@example.org")
         await user.register()
@@ -45,15 +46,26 @@ async def one_connection_app(settings: Settings, database_uri: str) -> AsyncIter
 
 async def test_no_free_pooled_connection_is_a_503_not_a_500(one_connection_app: tuple[Quart, User, str]) -> None:
     app, user, token = one_connection_app
-    async with services_of(app).database.engine.connect():  # the only connection, taken
+    async with services_of(app).database.reading():  # the only read connection, taken
         await unavailable(await user.get("/api/auth/me", token), "database-busy", "1")
     assert (await user.get("/api/auth/me", token)).status_code == 200
 
 
-async def test_connections_cut_by_the_server_are_a_503_then_the_next_request_works(
-    one_connection_app: tuple[Quart, User, str], database_uri: str
-) -> None:
-    _, user, token = one_connection_app
+async def until_the_sleep_runs(database_uri: str, within: float = 5) -> None:
+    """Until the probe's pg_sleep is running on the server (that state is in PostgreSQL: polled)."""
+    admin = await asyncpg.connect(make_url(database_uri).render_as_string(hide_password=False))
+    try:
+        async with asyncio.timeout(within):
+            while not await admin.fetchval(  # noqa: ASYNC110 - the state is in PostgreSQL, not here
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'active' AND query LIKE 'SELECT pg_sleep%'"
+            ):
+                await asyncio.sleep(0.01)
+    finally:
+        await admin.close()
+
+
+async def cut_connections(database_uri: str) -> None:
     admin = await asyncpg.connect(make_url(database_uri).render_as_string(hide_password=False))
     try:
         await admin.execute(
@@ -62,7 +74,27 @@ async def test_connections_cut_by_the_server_are_a_503_then_the_next_request_wor
         )
     finally:
         await admin.close()
-    await unavailable(await user.get("/api/auth/me", token), "database-unavailable", "5")
+
+
+@pytest.mark.parametrize("path", ["/slow-read", "/slow-write"])
+async def test_a_connection_cut_under_a_running_query_is_a_503_then_the_next_request_works(
+    settings: Settings, database_uri: str, path: str
+) -> None:
+    app = add_probe_routes(create_app(settings))
+    async with app.test_app() as serving:
+        client = serving.test_client()
+        running = asyncio.create_task(client.get(PREFIX + path, headers={"X-Client-Id": "cut"}))
+        await until_the_sleep_runs(database_uri)
+        await cut_connections(database_uri)
+        await unavailable(await running, "database-unavailable", "5")
+        assert (await client.get(PREFIX + path, headers={"X-Client-Id": "cut"})).status_code == 200
+
+
+async def test_connections_cut_between_requests_are_replaced_unseen(
+    one_connection_app: tuple[Quart, User, str], database_uri: str
+) -> None:
+    _, user, token = one_connection_app
+    await cut_connections(database_uri)
     assert (await user.get("/api/auth/me", token)).status_code == 200
 
 

@@ -81,6 +81,7 @@ class Auth:
 @pytest.fixture
 async def database(database_uri: str) -> AsyncIterator[Database]:
     database = Database(database_uri)
+    await database.initialize()
     await truncate_all(database_uri)
     yield database
     await database.dispose()

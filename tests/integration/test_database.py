@@ -84,3 +84,39 @@ async def test_schema_revision_is_the_newest_migration(database: Database) -> No
 async def test_migrating_twice_changes_nothing(database: Database, database_uri: str) -> None:
     await upgrade(database_uri)
     assert await database.schema_revision() == head_revision()
+
+
+@pytest.fixture
+async def opened(database_uri: str) -> AsyncIterator[Database]:
+    database = Database(database_uri)
+    await database.initialize()
+    yield database
+    await database.dispose()
+
+
+async def backend_of(database: Database) -> int:
+    async with database.reading() as connection:
+        pid: int = await connection.fetchval("SELECT pg_backend_pid()")
+        return pid
+
+
+async def test_the_reads_of_one_request_share_one_connection_until_it_ends(opened: Database) -> None:
+    reads = opened.request_reads()
+    first = await backend_of(opened)
+    assert await backend_of(opened) == first
+    assert opened.read_connections_in_use() == 1
+    await reads.end()
+    assert opened.read_connections_in_use() == 0
+
+
+async def test_a_request_that_starts_to_write_gives_its_read_connection_back_first(opened: Database) -> None:
+    reads = opened.request_reads()
+    await backend_of(opened)
+    async with opened.unit_of_work():
+        assert opened.read_connections_in_use() == 0  # not held while the request writes, or calls out after
+    await reads.end()
+
+
+async def test_a_read_outside_a_request_gives_its_connection_back_at_once(opened: Database) -> None:
+    await backend_of(opened)
+    assert opened.read_connections_in_use() == 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from quart import Blueprint, Quart, g
+from sqlalchemy import text
 
 from app.http.authentication import public
+from app.http.services import services
 from app.http.validation import responds, validate_body
 from app.src.api.common.errors import UnavailableError
 from app.src.api.common.models.base import StrictModel
@@ -45,6 +47,25 @@ async def boom() -> dict[str, str]:
 @public
 async def provider_down() -> dict[str, str]:
     raise UnavailableError("The payments provider is not answering; try again shortly.", 30, code="provider-down")
+
+
+@blueprint.get("/slow-read")
+@public
+async def slow_read() -> dict[str, str]:
+    """A read that takes a second: long enough for a test to cut its connection while it runs."""
+    async with services().database.reading() as connection:
+        await connection.execute("SELECT pg_sleep(1)")
+    return {"read": "done"}
+
+
+@blueprint.get("/slow-write")
+@public
+async def slow_write() -> dict[str, str]:
+    """The same inside a unit of work."""
+    async with services().database.unit_of_work() as uow:
+        await uow.session.execute(text("SELECT pg_sleep(1)"))
+        await uow.commit()
+    return {"write": "done"}
 
 
 @blueprint.get("/whoami")

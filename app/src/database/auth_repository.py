@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.src.database.auth_tables import (
     known_clients,
@@ -33,12 +33,6 @@ class User:
     totp_secret: str | None
     totp_enabled: bool
     totp_last_step: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class LiveSession:
-    user_id: int
-    roles: list[str]
 
 
 def _user(row: sa.Row[tuple[object, ...]] | None) -> User | None:
@@ -232,14 +226,3 @@ class AuthRepository:
             .returning(known_clients.c.client_id)
         )
         return (await self.session.execute(statement)).first() is not None
-
-
-async def live_session(connection: AsyncConnection, session_id: uuid.UUID) -> LiveSession | None:
-    """The hot read of every authenticated request: is the session live, and whose is it."""
-    statement = (
-        sa.select(sessions.c.user_id, users.c.roles)
-        .join(users, users.c.id == sessions.c.user_id)
-        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > sa.func.now())
-    )
-    row = (await connection.execute(statement)).first()
-    return None if row is None else LiveSession(row.user_id, list(row.roles))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -18,8 +18,11 @@ class UnitOfWork:
     A database that cannot serve (no free connection, unreachable, the connection lost) leaves the block as
     UnavailableError."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], before: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._sessions = sessions
+        self._before = before  # run as the unit begins (the facade gives back the request's read connection)
         self._session: AsyncSession | None = None
         self._repositories: dict[Callable[[AsyncSession], Any], Any] = {}
 
@@ -43,6 +46,8 @@ class UnitOfWork:
         await self.session.rollback()
 
     async def __aenter__(self) -> UnitOfWork:
+        if self._before is not None:
+            await self._before()
         self._session = self._sessions()
         return self
 

@@ -38,7 +38,8 @@ from app.src.api.common.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from app.src.database.auth_repository import AuthRepository, User, live_session
+from app.src.database.auth_reads import live_session, user_profile
+from app.src.database.auth_repository import AuthRepository, User
 from app.src.encryption import totp
 from app.src.encryption.opaque import digest, new_recovery_codes, new_refresh_token
 from app.src.encryption.passwords import PasswordHasher
@@ -314,10 +315,13 @@ class AuthService:
             session = await live_session(connection, session_id)
         if session is None:
             raise _invalid_token("The session has ended; sign in again.")
-        return Profile(session.user_id, tuple(session.roles), session_id)
+        return Profile(session.user_id, session.roles, session_id)
 
     async def me(self, profile: Profile) -> Me:
-        user = await self._user(profile)
+        async with self._database.reading() as connection:
+            user = await user_profile(connection, profile.user_id)
+        if user is None:
+            raise _invalid_token("The account is gone.")
         return Me(
             id=user.id, email=user.email, display_name=user.display_name, roles=list(user.roles),
             totp_enabled=user.totp_enabled,

@@ -1,0 +1,144 @@
+"""Reads on plain asyncpg, the hot path of every authenticated request (`make bench-read` measures it).
+
+Through SQLAlchemy's async engine a read cost ~220 µs of CPU before the database saw it (the greenlet bridge,
+statement building, a transaction's BEGIN and ROLLBACK, the pool's reset on return); here it is a prepared
+statement on a pooled connection (asyncpg keeps each statement prepared per connection), in autocommit, and the
+connection goes back without a reset round trip: these connections only ever run single SELECTs, so there is no
+session state to reset.
+
+A request holds at most one read connection: the first read of a request takes it, its later reads use it, and it
+goes back when the request ends, or as soon as the request starts to write (a unit of work), so that a request
+that goes on to call a provider does not sit on a read connection while it waits.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from app.src.api.common.errors import UnavailableError
+from app.src.database.failures import BUSY_RETRY_AFTER, leave_block
+
+
+async def _keep_as_is(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing to reset (no SET, LISTEN, lock or cursor is ever left behind)."""
+
+
+class RequestReads:
+    """The read connection of one request, if it has read yet."""
+
+    __slots__ = ("_connection", "_pool", "_token")
+
+    def __init__(self, pool: ReadPool) -> None:
+        self._pool = pool
+        self._connection: asyncpg.Connection | None = None
+        self._token: Token[RequestReads | None] | None = None
+
+    async def connection(self) -> asyncpg.Connection:
+        if self._connection is None:
+            self._connection = await self._pool.acquire()
+        return self._connection
+
+    async def give_back(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._pool.release(connection)
+
+    async def end(self) -> None:
+        """The request is over: give the connection back and leave the request's context."""
+        if self._token is not None:
+            _request_reads.reset(self._token)
+            self._token = None
+        await self.give_back()
+
+
+_request_reads: ContextVar[RequestReads | None] = ContextVar("request_reads", default=None)
+
+
+class ReadPool:
+    def __init__(self, dsn: str, *, size: int, checkout_timeout: float, connect_args: dict[str, Any]) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._checkout_timeout = checkout_timeout
+        self._connect_args = connect_args
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Create the pool; no connection is opened yet (the database may still be starting)."""
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=0, max_size=self._size, reset=_keep_as_is, **self._connect_args
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def request(self) -> RequestReads:
+        """Begin a request's reads: until `end()`, every `reading()` in this context uses one connection."""
+        reads = RequestReads(self)
+        reads._token = _request_reads.set(reads)
+        return reads
+
+    def reading(self) -> Reading:
+        return Reading(self, _request_reads.get())
+
+    async def release_request_connection(self) -> None:
+        """A unit of work begins: the request's read connection, if it holds one, goes back first."""
+        reads = _request_reads.get()
+        if reads is not None:
+            await reads.give_back()
+
+    def in_use(self) -> int:
+        """Connections taken from the pool now (a gauge for /metrics)."""
+        return 0 if self._pool is None else self._pool.get_size() - self._pool.get_idle_size()
+
+    async def acquire(self) -> asyncpg.Connection:
+        if self._pool is None:
+            raise RuntimeError("the read pool is not open")
+        try:
+            connection: asyncpg.Connection = await self._pool.acquire(timeout=self._checkout_timeout)
+        except TimeoutError:
+            raise UnavailableError(
+                "Every database connection is in use; try again shortly.", BUSY_RETRY_AFTER, code="database-busy"
+            ) from None
+        return connection
+
+    async def release(self, connection: asyncpg.Connection) -> None:
+        if self._pool is not None:
+            await self._pool.release(connection)
+
+
+class Reading:
+    """`async with database.reading() as connection:` the request's read connection (or one of its own outside a
+    request); a database that cannot serve leaves the block as UnavailableError."""
+
+    __slots__ = ("_connection", "_pool", "_reads")
+
+    def __init__(self, pool: ReadPool, reads: RequestReads | None) -> None:
+        self._pool = pool
+        self._reads = reads
+        self._connection: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            if self._reads is not None:
+                return await self._reads.connection()
+            self._connection = await self._pool.acquire()
+        except Exception as error:
+            leave_block(error, None)
+            raise
+        return self._connection
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._pool.release(connection)
+        elif exc is not None and self._reads is not None:
+            await self._reads.give_back()  # a connection that failed is not kept for the request's next read
+        leave_block(exc, None)
