@@ -1,9 +1,10 @@
-"""python -m app serve | dev | migrate | keys"""
+"""python -m app serve | worker | jobs | dev | migrate | keys"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,26 @@ def serve(settings: Settings) -> None:
     from app.runtime.server import run_server
 
     run_server(create_app(settings), settings)
+
+
+def worker(settings: Settings) -> None:
+    """The scheduled jobs, until SIGTERM or Ctrl-C (then running jobs get SHUTDOWN_TIMEOUT seconds to end)."""
+    from app.scheduler import run_worker
+
+    async def until_stopped() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(until_stopped())
+
+
+def jobs(settings: Settings) -> None:
+    from app.scheduler import job_table
+
+    sys.stdout.write("\n".join(asyncio.run(job_table(settings))) + "\n")
 
 
 def migrate(settings: Settings) -> None:
@@ -82,7 +103,7 @@ def keys(settings: Settings, action: str) -> None:
         sys.stdout.write(f"{kid}\t{'seals and opens' if position == 0 else 'opens'}\n")
 
 
-COMMANDS = {"serve": serve, "dev": dev, "migrate": migrate}
+COMMANDS = {"serve": serve, "worker": worker, "jobs": jobs, "dev": dev, "migrate": migrate}
 
 
 def readable_in_a_terminal(settings: Settings, command: str, stdout: TextIO) -> Settings:
@@ -97,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command",
         choices=[*sorted(COMMANDS), "keys"],
-        help="serve: the API; dev: what `make run` starts; migrate: apply the database migrations; "
-        "keys new|list: the token key ring",
+        help="serve: the API; worker: the scheduled jobs; jobs: their schedules and last runs; dev: what `make run` "
+        "starts; migrate: apply the database migrations; keys new|list: the token key ring",
     )
     parser.add_argument("action", nargs="?", choices=["new", "list"], help="with keys")
     arguments = parser.parse_args(argv)
@@ -106,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("`keys` takes `new` or `list`; the other commands take nothing more")
     overrides = {"profile": "dev"} if arguments.command == "dev" else {}
     try:
-        settings = load_settings(profile_required=arguments.command == "serve", **overrides)
+        settings = load_settings(profile_required=arguments.command in {"serve", "worker"}, **overrides)
     except ValidationError as error:
         messages = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
         sys.stderr.write(f"invalid settings: {messages}\n")

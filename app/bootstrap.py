@@ -10,6 +10,7 @@ together and closed in reverse order. It knows nothing of HTTP: the app enters i
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from app.settings import PROVIDERS, ProviderName, Settings, new_token_key, parse
 from app.src.api.auth.login_alerts import LoginAlerts
 from app.src.api.auth.service import AuthPolicy, AuthService
 from app.src.api.health.readiness import ReadinessCheck
+from app.src.api.maintenance.cleanup import Cleanup, Retention
 from app.src.api.notify_provider.email import NotifyEmailSender
 from app.src.encryption.passwords import PasswordHasher
 from app.src.encryption.tokens import TokenKeyRing
@@ -41,6 +43,7 @@ class Services:
     providers: Mapping[ProviderName, ProviderClient]  # a client for each provider whose URL is set
     auth: AuthService
     readiness: ReadinessCheck
+    cleanup: Cleanup
 
 
 @asynccontextmanager
@@ -68,6 +71,7 @@ async def open_services(settings: Settings, registry: CollectorRegistry | None =
             database=database,
             providers=providers,
             auth=_auth_service(settings, database, hasher, alerts),
+            cleanup=Cleanup(database, Retention(job_runs=dt.timedelta(days=settings.job_runs_retention_days))),
             readiness=ReadinessCheck(database, head_revision(), settings.ready_timeout, settings.ready_cache_seconds),
         )
 

@@ -4,12 +4,16 @@ asyncpg (a pool of their own; see app/src/database/read_pool.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.src.database.failures import leave_block
 from app.src.database.read_pool import Reading, ReadPool, RequestReads
 from app.src.database.unit_of_work import UnitOfWork
 from app.src.utils.logs import module_logger
@@ -78,6 +82,20 @@ class Database:
     def request_reads(self) -> RequestReads:
         """Begin a request's reads (the HTTP layer, as a request starts); `await reads.end()` as it ends."""
         return self._read_pool.request()
+
+    @asynccontextmanager
+    async def dedicated_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of its own, outside the pools, closed when the block ends: for what holds session state
+        (a job's advisory lock, which the database releases if the process dies; a LISTEN)."""
+        try:
+            connection = await self._read_pool.connect()
+        except Exception as error:
+            leave_block(error, None)
+            raise
+        try:
+            yield connection
+        finally:
+            await connection.close()
 
     def read_connections_in_use(self) -> int:
         return self._read_pool.in_use()

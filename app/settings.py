@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     address_rate: float | None = Field(default=1.0, gt=0)
     address_burst: int = Field(default=30, ge=1)
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    cleanup_every_seconds: int = Field(default=3600, ge=1)
+    job_runs_retention_days: int = Field(default=7, ge=1)
     metrics_token: SecretStr | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str | None = None

@@ -92,6 +92,11 @@ class ReadPool:
         if reads is not None:
             await reads.give_back()
 
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool, for session state (a lock held while a job runs, LISTEN)."""
+        connection: asyncpg.Connection = await asyncpg.connect(self._dsn, **self._connect_args)
+        return connection
+
     def in_use(self) -> int:
         """Connections taken from the pool now (a gauge for /metrics)."""
         return 0 if self._pool is None else self._pool.get_size() - self._pool.get_idle_size()

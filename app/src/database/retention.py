@@ -1,0 +1,40 @@
+"""Rows past their use, removed by the cleanup job: each statement deletes what its retention no longer keeps."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.src.database.auth_tables import login_failures, refresh_tokens, sessions, spent_challenges
+from app.src.database.job_runs import job_runs
+
+
+def _before(age: dt.timedelta) -> sa.ColumnElement[dt.datetime]:
+    return sa.func.now() - age
+
+
+class RetentionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def ended_sessions(self, kept_after_expiry: dt.timedelta) -> int:
+        """Sessions past their expiry by `kept_after_expiry`, revoked or not, and their refresh tokens."""
+        ended = sa.select(sessions.c.id).where(sessions.c.expires_at < _before(kept_after_expiry))
+        await self.session.execute(sa.delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(ended)))
+        return await self._count(sa.delete(sessions).where(sessions.c.expires_at < _before(kept_after_expiry)))
+
+    async def login_failures(self, window: dt.timedelta) -> int:
+        """Failures older than the longest lockout window: they count for nothing any more."""
+        return await self._count(sa.delete(login_failures).where(login_failures.c.failed_at < _before(window)))
+
+    async def spent_challenges(self) -> int:
+        return await self._count(sa.delete(spent_challenges).where(spent_challenges.c.expires_at < sa.func.now()))
+
+    async def job_runs(self, kept: dt.timedelta) -> int:
+        return await self._count(sa.delete(job_runs).where(job_runs.c.started_at < _before(kept)))
+
+    async def _count(self, statement: sa.Delete) -> int:
+        result = await self.session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]

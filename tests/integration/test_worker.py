@@ -1,0 +1,73 @@
+"""`python -m app worker` as a deployment runs it: several replicas on one database, each tick of a job run once."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import make_url
+
+from tests.support.postgres import truncate_all
+from tests.support.processes import ServiceProcess, clean_environment
+
+pytestmark = pytest.mark.integration
+
+
+async def finished_runs(database_uri: str, job: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(make_url(database_uri).render_as_string(hide_password=False))
+    try:
+        runs: list[asyncpg.Record] = await connection.fetch(
+            "SELECT scheduled_for, worker, outcome FROM job_runs WHERE job = $1 AND finished_at IS NOT NULL "
+            "ORDER BY scheduled_for",
+            job,
+        )
+        return runs
+    finally:
+        await connection.close()
+
+
+async def until_runs(database_uri: str, job: str, count: int, within: float = 20) -> list[asyncpg.Record]:
+    """Until `count` runs of `job` have finished (that state is in the database: polled)."""
+    async with asyncio.timeout(within):
+        while len(runs := await finished_runs(database_uri, job)) < count:  # noqa: ASYNC110 - state in PostgreSQL
+            await asyncio.sleep(0.2)
+    return runs
+
+
+@pytest.mark.requirement("NFR-3")
+async def test_two_workers_run_each_tick_of_a_job_once_and_stop_cleanly(database_uri: str, tmp_path: Path) -> None:
+    await truncate_all(database_uri)
+    environment = clean_environment(PROFILE="test", DB_URI=database_uri, CLEANUP_EVERY_SECONDS="1")
+    ready = "worker started"
+    async with (
+        ServiceProcess(["worker"], environment, cwd=tmp_path, ready_line=ready) as first,
+        ServiceProcess(["worker"], environment, cwd=tmp_path, ready_line=ready) as second,
+    ):
+        runs = await until_runs(database_uri, "cleanup", 5)
+        assert await first.terminate() == 0
+        assert await second.terminate() == 0
+    ticks = [run["scheduled_for"] for run in runs]
+    assert len(set(ticks)) == len(ticks)  # one run per tick
+    assert all(later - earlier == dt.timedelta(seconds=1) for earlier, later in itertools.pairwise(ticks))
+    assert {run["outcome"] for run in runs} == {"succeeded"}
+    assert {run["worker"].split(":")[1] for run in runs} <= {str(first.pid), str(second.pid)}
+    listing = await command_output(["jobs"], environment, tmp_path)
+    [cleanup] = [line for line in listing.splitlines() if line.startswith("cleanup")]
+    assert "1 s" in cleanup
+    assert "succeeded" in cleanup
+    await truncate_all(database_uri)
+
+
+async def command_output(arguments: list[str], environment: dict[str, str], cwd: Path) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", *arguments, env=environment, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
