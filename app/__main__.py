@@ -1,4 +1,4 @@
-"""python -m app serve | worker | jobs | dev | migrate | keys"""
+"""python -m app serve | worker | jobs | dev | migrate | keys | users"""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 from app.dev.certificate import ensure_self_signed
 from app.dev.embedded_postgres import embedded_postgres
 from app.dev.simulators import simulated_providers
+from app.dev.worker import worker_process
 from app.runtime.migrations import upgrade
 from app.settings import ProfileNotSetError, Settings, load_settings, new_token_key
 from app.src.utils.logs import configure_logging, get_logger
@@ -76,19 +77,24 @@ def dev(settings: Settings) -> None:
         settings = settings.model_copy(update={"tls_cert_file": cert_file, "tls_key_file": key_file})
     with _database(settings) as settings, simulated_providers(settings) as settings:
         _migrate(settings)
-        base = f"https://localhost:{settings.listen_port}"
-        sys.stdout.write(
-            f"\nProving Ground is starting on {base}\n"
-            f"  health     {base}/api/common/health\n"
-            f"  API docs   {base}/docs\n"
-            f"  metrics    {base}/metrics\n"
-            f"  payments   {settings.payments_url}/__sim/journal\n"
-            f"  catalog    {settings.catalog_url}/__sim/journal\n"
-            f"  notify     {settings.notify_url}/__sim/inbox\n"
-            f"The certificate is self-signed: {settings.tls_cert_file}. Stop with Ctrl-C.\n\n"
-        )
-        sys.stdout.flush()
-        serve(settings)
+        with worker_process(settings):
+            _announce_and_serve(settings)
+
+
+def _announce_and_serve(settings: Settings) -> None:
+    base = f"https://localhost:{settings.listen_port}"
+    sys.stdout.write(
+        f"\nProving Ground is starting on {base} (and its worker beside it)\n"
+        f"  health     {base}/api/common/health\n"
+        f"  API docs   {base}/docs\n"
+        f"  metrics    {base}/metrics\n"
+        f"  payments   {settings.payments_url}/__sim/journal\n"
+        f"  catalog    {settings.catalog_url}/__sim/journal\n"
+        f"  notify     {settings.notify_url}/__sim/inbox   (links to confirm addresses arrive here)\n"
+        f"The certificate is self-signed: {settings.tls_cert_file}. Stop with Ctrl-C.\n\n"
+    )
+    sys.stdout.flush()
+    serve(settings)
 
 
 def keys(settings: Settings, action: str) -> None:
@@ -103,7 +109,34 @@ def keys(settings: Settings, action: str) -> None:
         sys.stdout.write(f"{kid}\t{'seals and opens' if position == 0 else 'opens'}\n")
 
 
+def users(settings: Settings, emails: list[str], display_name: str, password: str) -> int:
+    """`users create`: verified accounts with these addresses and this password; an address already taken is
+    brought to that state (so a load test can run it again against a fresh deployment or staging)."""
+    from app.bootstrap import open_services
+    from app.src.api.common.errors import InvalidInputError
+
+    async def create() -> None:
+        async with open_services(settings) as services:
+            for email in emails:
+                user_id = await services.auth.put_verified_account(email, display_name, password)
+                sys.stdout.write(f"{email}\tuser {user_id}\tverified\n")
+
+    try:
+        asyncio.run(create())
+    except InvalidInputError as refused:
+        sys.stderr.write(f"refused: {refused.detail}\n")
+        return 2
+    return 0
+
+
 COMMANDS = {"serve": serve, "worker": worker, "jobs": jobs, "dev": dev, "migrate": migrate}
+HELP = {
+    "serve": "the API (needs PROFILE)",
+    "worker": "the scheduled jobs and the outbox's dispatcher (needs PROFILE)",
+    "jobs": "each job's schedule, next fire time and last run",
+    "dev": "what `make run` starts: embedded PostgreSQL, simulators, worker and API",
+    "migrate": "apply the database migrations",
+}
 
 
 def readable_in_a_terminal(settings: Settings, command: str, stdout: TextIO) -> Settings:
@@ -113,18 +146,22 @@ def readable_in_a_terminal(settings: Settings, command: str, stdout: TextIO) -> 
     return settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Proving Ground service")
-    parser.add_argument(
-        "command",
-        choices=[*sorted(COMMANDS), "keys"],
-        help="serve: the API; worker: the scheduled jobs; jobs: their schedules and last runs; dev: what `make run` "
-        "starts; migrate: apply the database migrations; keys new|list: the token key ring",
-    )
-    parser.add_argument("action", nargs="?", choices=["new", "list"], help="with keys")
-    arguments = parser.parse_args(argv)
-    if (arguments.command == "keys") != (arguments.action is not None):
-        parser.error("`keys` takes `new` or `list`; the other commands take nothing more")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in sorted(COMMANDS):
+        commands.add_parser(name, help=HELP[name])
+    keys_parser = commands.add_parser("keys", help="the token key ring: `new` makes an entry, `list` shows ids")
+    keys_parser.add_argument("action", choices=["new", "list"])
+    users_parser = commands.add_parser("users", help="`create`: verified accounts; the password is read from stdin")
+    users_parser.add_argument("action", choices=["create"])
+    users_parser.add_argument("emails", nargs="+", metavar="EMAIL")
+    users_parser.add_argument("--display-name", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
     overrides = {"profile": "dev"} if arguments.command == "dev" else {}
     try:
         settings = load_settings(profile_required=arguments.command in {"serve", "worker"}, **overrides)
@@ -140,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = readable_in_a_terminal(settings, arguments.command, sys.stdout)
     configure_logging(settings.log_level, settings.log_format)
+    if arguments.command == "users":
+        return users(settings, arguments.emails, arguments.display_name, sys.stdin.readline().rstrip("\n"))
     try:
         COMMANDS[arguments.command](settings)
     except KeyboardInterrupt:

@@ -21,11 +21,11 @@ from app.database import Database, PoolSettings
 from app.dev.embedded_postgres import EmbeddedPostgres
 from app.runtime.migrations import head_revision
 from app.settings import PROVIDERS, ProviderName, Settings, new_token_key, parse_token_keys
-from app.src.api.auth.login_alerts import LoginAlerts
 from app.src.api.auth.service import AuthPolicy, AuthService
 from app.src.api.health.readiness import ReadinessCheck
 from app.src.api.maintenance.cleanup import Cleanup, Retention
-from app.src.api.notify_provider.email import NotifyEmailSender
+from app.src.api.messaging.dispatcher import DispatchPolicy
+from app.src.api.messaging.outbox import Outbox
 from app.src.encryption.passwords import PasswordHasher
 from app.src.encryption.tokens import TokenKeyRing
 from app.src.resilience.client import ProviderClient
@@ -44,6 +44,8 @@ class Services:
     auth: AuthService
     readiness: ReadinessCheck
     cleanup: Cleanup
+    outbox: Outbox
+    dispatch: DispatchPolicy  # how the worker sends the outbox's messages
 
 
 @asynccontextmanager
@@ -60,18 +62,24 @@ async def open_services(settings: Settings, registry: CollectorRegistry | None =
         for name in PROVIDERS:
             if (client := _provider_client(settings, name, provider_metrics)) is not None:
                 providers[name] = await stack.enter_async_context(client)
-        notify = providers.get("notify")
-        alerts = LoginAlerts(None if notify is None else NotifyEmailSender(notify))
-        stack.push_async_callback(alerts.drain)  # before the notify client closes
         hasher = PasswordHasher(settings.password_hash_concurrency, max_waiting=settings.password_hash_queue)
         stack.push_async_callback(asyncio.to_thread, hasher.close)
+        outbox = Outbox(settings.outbox_max_pending, registry)
+        stack.callback(outbox.unregister, registry)
         yield Services(
             settings=settings,
             registry=registry,
             database=database,
             providers=providers,
-            auth=_auth_service(settings, database, hasher, alerts),
-            cleanup=Cleanup(database, Retention(job_runs=dt.timedelta(days=settings.job_runs_retention_days))),
+            auth=_auth_service(settings, database, hasher, outbox),
+            cleanup=Cleanup(database, _retention(settings)),
+            outbox=outbox,
+            dispatch=DispatchPolicy(
+                concurrency=settings.outbox_concurrency,
+                max_attempts=settings.outbox_max_attempts,
+                backoff_base=settings.outbox_backoff_base,
+                backoff_cap=settings.outbox_backoff_cap,
+            ),
             readiness=ReadinessCheck(database, head_revision(), settings.ready_timeout, settings.ready_cache_seconds),
         )
 
@@ -115,7 +123,12 @@ def _token_key_ring(settings: Settings) -> TokenKeyRing:
     return TokenKeyRing(keys)
 
 
-def _auth_service(settings: Settings, database: Database, hasher: PasswordHasher, alerts: LoginAlerts) -> AuthService:
+def _retention(settings: Settings) -> Retention:
+    days = dt.timedelta(days=1)
+    return Retention(job_runs=settings.job_runs_retention_days * days, messages=settings.outbox_retention_days * days)
+
+
+def _auth_service(settings: Settings, database: Database, hasher: PasswordHasher, outbox: Outbox) -> AuthService:
     policy = AuthPolicy(
         access_token_seconds=settings.access_token_seconds,
         session_seconds=settings.session_seconds,
@@ -123,5 +136,7 @@ def _auth_service(settings: Settings, database: Database, hasher: PasswordHasher
         failures_per_burst=settings.login_failures_per_burst,
         burst_seconds=settings.login_burst_seconds,
         totp_issuer=settings.totp_issuer,
+        login_alerts_per_hour=settings.login_alerts_per_hour,
+        public_url=settings.public_url.rstrip("/"),
     )
-    return AuthService(database, hasher, _token_key_ring(settings), policy, alerts.send)
+    return AuthService(database, hasher, _token_key_ring(settings), policy, outbox)

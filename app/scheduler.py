@@ -26,6 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from app.bootstrap import Services, open_services
 from app.runtime.metrics_endpoint import metrics_server
 from app.settings import Settings
+from app.src.api.messaging.dispatcher import Dispatcher, OutboxMetrics
+from app.src.api.notify_provider.email import NotifyEmailSender
 from app.src.database import job_runs
 from app.src.utils.logs import module_logger
 
@@ -168,10 +170,23 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         jobs = registered_jobs(settings)
         scheduler = Scheduler(services, jobs, JobMetrics(registry), worker_name())
         scheduler.start()
-        _log.info("worker started", jobs=[job.name for job in jobs])
+        dispatching = _dispatch(services, registry, stop)
+        _log.info("worker started", jobs=[job.name for job in jobs], dispatching=dispatching is not None)
         await stop.wait()
         _log.info("worker stopping")
         await scheduler.stop(settings.shutdown_timeout)
+        if dispatching is not None:
+            await asyncio.wait([dispatching], timeout=settings.shutdown_timeout)
+
+
+def _dispatch(services: Services, registry: CollectorRegistry, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """The outbox's dispatcher, sending through the notify provider; none without one (messages then wait)."""
+    notify = services.providers.get("notify")
+    if notify is None:
+        _log.warning("NOTIFY_URL is not set: outbox messages wait until a worker that has one sends them")
+        return None
+    dispatcher = Dispatcher(services.database, NotifyEmailSender(notify), services.dispatch, OutboxMetrics(registry))
+    return asyncio.create_task(dispatcher.run(stop))
 
 
 async def job_table(settings: Settings) -> list[str]:

@@ -25,6 +25,15 @@ CLIENT_ID = {
 
 
 class ProblemDocumentingProvider(OpenAPIProvider):
+    def build_querystring_parameters(self, model: type[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """quart-schema's, and a parameter the model requires is `required` (quart-schema leaves that out)."""
+        parameters, components = super().build_querystring_parameters(model)
+        required = set(model.model_json_schema().get("required", []))
+        for parameter in parameters:
+            if parameter["name"] in required:
+                parameter["required"] = True
+        return parameters, components
+
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         view = self._app.view_functions[rule.endpoint]

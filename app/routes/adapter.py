@@ -6,7 +6,7 @@ from enum import Enum
 
 from quart import Quart
 
-from app.routes import auth, billing, catalog, common, docs, metrics
+from app.routes import auth, billing, catalog, common, docs, links, metrics
 
 API_PREFIX = "/api"
 _GUARDED = f"{API_PREFIX}/"
@@ -15,7 +15,7 @@ _EXEMPT = (f"{API_PREFIX}/common/", "/metrics")
 
 class Access(Enum):
     GUARDED = "guarded"  # /api/*: X-Client-Id, and a bearer token unless the route is @public; shed and rate limited
-    OPEN = "open"  # the OpenAPI document, /docs, unknown paths: no guard, but shed and rate limited
+    OPEN = "open"  # /links, the OpenAPI document, /docs, unknown paths: no guard, but shed and rate limited
     EXEMPT = "exempt"  # health, readiness, version and /metrics: what probes and scrapers call, never refused
 
 
@@ -38,5 +38,6 @@ def register_blueprints(app: Quart, *, metrics_route: bool = True) -> None:
     for name, module in (("auth", auth), ("catalog", catalog), ("billing", billing), ("common", common)):
         app.register_blueprint(module.blueprint, url_prefix=f"{API_PREFIX}/{name}")
     app.register_blueprint(docs.blueprint)
+    app.register_blueprint(links.blueprint, url_prefix="/links")
     if metrics_route:
         app.register_blueprint(metrics.blueprint)

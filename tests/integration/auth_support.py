@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +13,7 @@ from pydantic import SecretStr
 from quart import Quart
 from quart.typing import TestClientProtocol as HttpClient
 
+from app.http.services import services_of
 from app.settings import Settings
 
 OLD_KEY = ("k1", bytes(range(32)))
@@ -35,9 +38,13 @@ class User:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    async def register(self, password: str | None = None) -> Any:
+    async def register(self, password: str | None = None, *, confirm: bool = True) -> Any:
+        """Register, and (unless told not to) open the link the service sent to confirm the address."""
         body = {"email": self.email, "password": password or self.password, "display_name": "Ada"}
-        return await self.client.post("/api/auth/register", json=body, headers=self.headers())
+        response = await self.client.post("/api/auth/register", json=body, headers=self.headers())
+        if confirm and response.status_code == 202 and (link := await latest_link(self.client, self.email)):
+            await self.client.get(link)
+        return response
 
     async def login(self, password: str | None = None, client_id: str | None = None) -> Any:
         body = {"email": self.email, "password": password or self.password}
@@ -69,3 +76,17 @@ def auth_settings(settings: Settings, **overrides: Any) -> Settings:
 async def serve(app: Quart) -> AsyncIterator[HttpClient]:
     async with app.test_app() as serving:
         yield serving.test_client()
+
+
+async def latest_link(client: HttpClient, email: str) -> str | None:
+    """The path of the newest confirmation link written to the outbox for `email` (what the mail would carry)."""
+    database = services_of(client.app).database
+    async with database.reading() as connection:
+        payload = await connection.fetchval(
+            "SELECT payload FROM outbox WHERE kind = 'verification' AND payload->>'to' = $1 ORDER BY id DESC LIMIT 1",
+            email,
+        )
+    if payload is None:
+        return None
+    found = re.search(r"https?://[^/\s]+(/links/verify-email\?token=\S+)", json.loads(payload)["body"])
+    return None if found is None else found.group(1)

@@ -233,7 +233,9 @@ async def test_a_hash_made_with_older_parameters_is_redone_at_the_next_sign_in(a
     connection = await asyncpg.connect(make_url(database_uri).render_as_string(hide_password=False))
     try:
         await connection.execute(
-            "INSERT INTO users (email, display_name, password_hash) VALUES ($1, 'Ada', $2)", ada.email, weak
+            "INSERT INTO users (email, display_name, password_hash, email_verified_at) VALUES ($1, 'Ada', $2, now())",
+            ada.email,
+            weak,
         )
         assert (await ada.login()).status_code == 200
         stored = await connection.fetchval("SELECT password_hash FROM users WHERE email = $1", ada.email)

@@ -6,13 +6,16 @@ it as a job or script would and read the kind of each refusal, never a status co
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
 from app.database import Database
 from app.src.api.auth.models import (
@@ -23,8 +26,16 @@ from app.src.api.auth.models import (
     TotpCode,
     TotpLoginRequest,
 )
-from app.src.api.auth.service import AuthPolicy, AuthService, LoginAlert, Profile
-from app.src.api.common.errors import AuthFailure, LockedError, UnauthorizedError
+from app.src.api.auth.service import AuthPolicy, AuthService, Profile
+from app.src.api.common.errors import (
+    AuthFailure,
+    ForbiddenError,
+    GoneError,
+    LockedError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from app.src.api.messaging.outbox import Outbox
 from app.src.encryption.passwords import Argon2Parameters, PasswordHasher
 from app.src.encryption.tokens import TokenKeyRing
 from app.src.encryption.totp import STEP_SECONDS, code_at
@@ -56,7 +67,6 @@ class Auth:
     service: AuthService
     clock: Clock
     database: Database
-    alerts: list[LoginAlert] = field(default_factory=list)
 
     async def age_failures(self, seconds: int) -> None:
         """Move every recorded failure `seconds` into the past: lockouts run on the database's clock."""
@@ -65,6 +75,13 @@ class Auth:
                 sa.text("UPDATE login_failures SET failed_at = failed_at - make_interval(secs => :seconds)"),
                 {"seconds": seconds},
             )
+
+    async def link_token(self) -> str:
+        """The token of the newest confirmation link in the outbox."""
+        [*_, newest] = await messages(self.database, "verification")
+        found = re.search(r"/links/verify-email\?token=(\S+)", newest["body"])
+        assert found is not None
+        return found.group(1)
 
     async def sign_in(self, password: str = PASSWORD, client_id: str = "script") -> TokenPair | TotpChallenge:
         return await self.service.login(LoginRequest(email=EMAIL, password=password), client_id)
@@ -94,23 +111,30 @@ def auth(database: Database) -> Callable[..., Auth]:
 
     def build(**policy: Any) -> Auth:
         clock = Clock()
-        alerts: list[LoginAlert] = []
         service = AuthService(
             database,
             PasswordHasher(2, CHEAP_ARGON2),
             TokenKeyRing([NEW_KEY]),
             AuthPolicy(**policy),
-            alerts.append,
+            Outbox(bound=1000, registry=CollectorRegistry()),
             clock=clock,
         )
-        return Auth(service, clock, database, alerts)
+        return Auth(service, clock, database)
 
     return build
 
 
 async def registered(auth: Auth) -> Auth:
+    """Registered, and the address confirmed by the link the service wrote to the outbox."""
     await auth.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    await auth.service.verify_email(await auth.link_token())
     return auth
+
+
+async def messages(database: Database, kind: str) -> list[dict[str, Any]]:
+    async with database.reading() as connection:
+        rows = await connection.fetch("SELECT payload FROM outbox WHERE kind = $1 ORDER BY id", kind)
+    return [json.loads(row["payload"]) for row in rows]
 
 
 async def wrong_passwords(auth: Auth, count: int) -> None:
@@ -228,9 +252,30 @@ async def test_a_sign_in_challenge_expires_with_the_clock(auth: Callable[..., Au
         await ada.service.login_with_totp(TotpLoginRequest(challenge=pending, code=code), "script")
 
 
-async def test_a_sign_in_from_a_new_client_raises_one_alert_per_client(auth: Callable[..., Auth]) -> None:
-    ada = await registered(auth())
-    await ada.tokens("phone")
-    await ada.tokens("phone")
-    await ada.tokens("laptop")
-    assert [(alert.email, alert.client_id) for alert in ada.alerts] == [(EMAIL, "phone"), (EMAIL, "laptop")]
+async def test_a_sign_in_from_a_new_client_sends_one_alert_a_few_an_hour_at_most(auth: Callable[..., Auth]) -> None:
+    ada = await registered(auth(login_alerts_per_hour=2))
+    for client_id in ("phone", "phone", "laptop", "tablet"):
+        await ada.tokens(client_id)
+    alerts = await messages(ada.database, "login_alert")
+    assert [alert["to"] for alert in alerts] == [EMAIL, EMAIL]
+    assert ["(phone)" in alerts[0]["body"], "(laptop)" in alerts[1]["body"]] == [True, True]  # not the tablet's
+    assert all("Ada" not in alert["body"] for alert in alerts)  # nothing the account holder typed
+
+
+async def test_an_address_is_confirmed_once_by_its_newest_link_before_it_expires(auth: Callable[..., Auth]) -> None:
+    ada = auth()
+    await ada.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    with pytest.raises(ForbiddenError) as unconfirmed:
+        await ada.sign_in()
+    assert unconfirmed.value.code == "unverified"
+    token = await ada.link_token()
+    ada.clock.advance(AuthPolicy().verification_seconds + 1)
+    with pytest.raises(GoneError, match="expired"):
+        await ada.service.verify_email(token)
+    ada.clock.advance(-AuthPolicy().verification_seconds - 1)
+    with pytest.raises(NotFoundError):
+        await ada.service.verify_email(token[:-4] + "AAAA")
+    await ada.service.verify_email(token)
+    with pytest.raises(GoneError, match="used already"):
+        await ada.service.verify_email(token)
+    assert isinstance(await ada.sign_in(), TokenPair)

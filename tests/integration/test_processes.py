@@ -80,6 +80,10 @@ async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_bot
             child for child in psutil.Process(service.pid).children() if "simulators" in child.cmdline()
         ]
         assert sorted(child.cmdline()[3] for child in simulator_processes) == ["catalog", "notify", "payments"]
+        (worker,) = [
+            child for child in psutil.Process(service.pid).children() if child.cmdline()[1:] == ["-m", "app", "worker"]
+        ]
+        assert worker.is_running()
         for offset in range(3):
             async with (
                 aiohttp.ClientSession() as http,
@@ -91,7 +95,7 @@ async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_bot
     assert not postmaster_pid_file.exists()
     await asyncio.to_thread(postmaster.wait, 10)
     assert not postmaster.is_running()
-    for child in simulator_processes:
+    for child in [*simulator_processes, worker]:
         await asyncio.to_thread(child.wait, 10)
         assert not child.is_running()
 

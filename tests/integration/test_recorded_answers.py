@@ -31,7 +31,7 @@ from app.http.authentication import public
 from app.settings import Settings
 from app.src.encryption.tokens import TokenKeyRing
 from app.src.encryption.totp import STEP_SECONDS, code_at
-from tests.integration.auth_support import NEW_KEY, OLD_KEY, PASSWORD, auth_settings
+from tests.integration.auth_support import NEW_KEY, OLD_KEY, PASSWORD, auth_settings, latest_link
 from tests.support.postgres import truncate_all
 from tests.support.probe import PREFIX, add_probe_routes
 
@@ -166,6 +166,13 @@ async def _record_common_and_edge(record: Recorder) -> None:
 async def _record_accounts(record: Recorder) -> dict[str, Any]:
     body = {"email": EMAIL, "password": PASSWORD, "display_name": "Ada"}
     await record("register", "POST", "/api/auth/register", json=body)
+    await record("sign in before confirming the address: 403", "POST", "/api/auth/login",
+                 json={"email": EMAIL, "password": PASSWORD})  # fmt: skip
+    link = await latest_link(record.client, EMAIL)
+    assert link is not None
+    await record("confirm the address", "GET", link, client_id=None)
+    await record("confirm the address again: 410", "GET", link, client_id=None)
+    await record("a forged confirmation link: 404", "GET", "/links/verify-email?token=v1.k2.forged", client_id=None)
     await record("register a taken address", "POST", "/api/auth/register", json={**body, "password": NEW_PASSWORD})
     await record("register a weak password: 422", "POST", "/api/auth/register",
                  json={**body, "email": "bob@example.org", "password": "baseball"})  # fmt: skip

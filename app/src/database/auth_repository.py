@@ -33,6 +33,7 @@ class User:
     totp_secret: str | None
     totp_enabled: bool
     totp_last_step: int | None
+    email_verified_at: dt.datetime | None
 
 
 def _user(row: sa.Row[tuple[object, ...]] | None) -> User | None:
@@ -41,7 +42,7 @@ def _user(row: sa.Row[tuple[object, ...]] | None) -> User | None:
 
 _USER_COLUMNS = [
     users.c.id, users.c.email, users.c.display_name, users.c.password_hash, users.c.roles,
-    users.c.totp_secret, users.c.totp_enabled, users.c.totp_last_step,
+    users.c.totp_secret, users.c.totp_enabled, users.c.totp_last_step, users.c.email_verified_at,
 ]  # fmt: skip
 
 
@@ -51,16 +52,44 @@ class AuthRepository:
 
     # accounts
 
-    async def add_user(self, email: str, display_name: str, password_hash: str) -> int | None:
-        """The new user's id; None when the e-mail is taken (compared without case)."""
+    async def add_user(self, email: str, display_name: str, password_hash: str, verification: bytes) -> int | None:
+        """The new, unverified user's id (`verification`: the digest of its one valid link); None when the e-mail is
+        taken (compared without case)."""
         statement = (
             insert(users)
-            .values(email=email, display_name=display_name, password_hash=password_hash, roles=["user"])
+            .values(email=email, display_name=display_name, password_hash=password_hash, roles=["user"],
+                    verification_digest=verification)
             .on_conflict_do_nothing()
             .returning(users.c.id)
-        )
+        )  # fmt: skip
         user_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return user_id
+
+    async def verify_email(self, user_id: int, verification: bytes) -> bool:
+        """Mark the address verified if `verification` is its one valid link; False otherwise (used, superseded)."""
+        statement = (
+            sa.update(users)
+            .where(users.c.id == user_id, users.c.verification_digest == verification)
+            .values(email_verified_at=sa.func.now(), verification_digest=None)
+            .returning(users.c.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def put_verified_user(self, email: str, display_name: str, password_hash: str) -> int:
+        """An account with this address, verified, with this password and name, made or brought to that state."""
+        statement = (
+            insert(users)
+            .values(email=email, display_name=display_name, password_hash=password_hash, roles=["user"],
+                    email_verified_at=sa.func.now())
+            .on_conflict_do_update(
+                index_elements=[sa.text("lower(email)")],
+                set_={"display_name": display_name, "password_hash": password_hash,
+                      "email_verified_at": sa.func.coalesce(users.c.email_verified_at, sa.func.now()),
+                      "verification_digest": None},
+            )
+            .returning(users.c.id)
+        )  # fmt: skip
+        return int((await self.session.execute(statement)).scalar_one())
 
     async def user_by_email(self, email: str) -> User | None:
         statement = sa.select(*_USER_COLUMNS).where(sa.func.lower(users.c.email) == email.lower())

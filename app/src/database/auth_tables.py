@@ -18,6 +18,8 @@ users = sa.Table(
     sa.Column("totp_secret", sa.Text),
     sa.Column("totp_enabled", sa.Boolean, nullable=False),
     sa.Column("totp_last_step", sa.BigInteger),
+    sa.Column("email_verified_at", sa.DateTime(timezone=True)),
+    sa.Column("verification_digest", sa.LargeBinary(32)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 

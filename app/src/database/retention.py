@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.src.database.auth_tables import login_failures, refresh_tokens, sessions, spent_challenges
 from app.src.database.job_runs import job_runs
+from app.src.database.outbox import outbox
 
 
 def _before(age: dt.timedelta) -> sa.ColumnElement[dt.datetime]:
@@ -34,6 +35,10 @@ class RetentionRepository:
 
     async def job_runs(self, kept: dt.timedelta) -> int:
         return await self._count(sa.delete(job_runs).where(job_runs.c.started_at < _before(kept)))
+
+    async def delivered_messages(self, kept: dt.timedelta) -> int:
+        delivered = sa.and_(outbox.c.status == "delivered", outbox.c.delivered_at < _before(kept))
+        return await self._count(sa.delete(outbox).where(delivered))
 
     async def _count(self, statement: sa.Delete) -> int:
         result = await self.session.execute(statement)

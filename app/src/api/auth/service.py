@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.src.api.auth.attempts import AttemptLimits, login_subject, second_factor_subject
 from app.src.api.auth.challenges import Challenge, new_challenge, open_challenge, password_fingerprint
+from app.src.api.auth.messages import LOGIN_ALERT, login_alert, verification_email
 from app.src.api.auth.models import (
     Accepted,
     LoginRequest,
@@ -33,13 +34,16 @@ from app.src.api.common.errors import (
     ConflictError,
     FieldProblem,
     ForbiddenError,
+    GoneError,
     InvalidInputError,
     NotFoundError,
     UnauthorizedError,
     UnavailableError,
 )
+from app.src.api.messaging.outbox import Outbox
 from app.src.database.auth_reads import live_session, user_profile
 from app.src.database.auth_repository import AuthRepository, User
+from app.src.database.outbox import OutboxRepository
 from app.src.encryption import totp
 from app.src.encryption.opaque import digest, new_recovery_codes, new_refresh_token
 from app.src.encryption.passwords import PasswordHasher
@@ -50,7 +54,7 @@ from app.src.utils.logs import module_logger
 if TYPE_CHECKING:
     from app.database import Database
 
-ACCESS, TOTP_SECRET = "access", "totp-secret"
+ACCESS, TOTP_SECRET, VERIFICATION = "access", "totp-secret", "verify-email"
 _log = module_logger("auth")
 
 
@@ -63,6 +67,9 @@ class AuthPolicy:
     failures_per_burst: int = 10
     burst_seconds: int = 5 * 60
     totp_issuer: str = "Proving Ground"
+    verification_seconds: int = 24 * 3600
+    login_alerts_per_hour: int = 3
+    public_url: str = "https://localhost:8443"  # where the links in messages point
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +78,6 @@ class Profile:
 
     user_id: int
     roles: tuple[str, ...]
-    session_id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class LoginAlert:
-    email: str
-    display_name: str
-    client_id: str
     session_id: uuid.UUID
 
 
@@ -112,14 +111,14 @@ class AuthService:
         hasher: PasswordHasher,
         ring: TokenKeyRing,
         policy: AuthPolicy,
-        alert: Callable[[LoginAlert], None],
+        outbox: Outbox,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._database = database
         self._hasher = hasher
         self._ring = ring
         self.policy = policy
-        self._alert = alert
+        self._outbox = outbox
         self._clock = clock
         self._attempts = AttemptLimits(policy.failures_per_hour, policy.failures_per_burst, policy.burst_seconds)
 
@@ -141,13 +140,52 @@ class AuthService:
     # accounts and sign-in
 
     async def register(self, request: RegisterRequest) -> Accepted:
+        """A new account, unverified, and a link to its address; the same answer for an address that is taken."""
         if problem := password_problem(request.password, request.email):
             raise _weak_password(problem, "password")
+        async with self._database.unit_of_work() as uow:  # before any effect, even the hashing
+            await self._outbox.admit(uow.repository(OutboxRepository))
         password_hash = await self._hash(request.password)
+        nonce = new_refresh_token()
         async with self._database.unit_of_work() as uow:
-            await uow.repository(AuthRepository).add_user(request.email, request.display_name, password_hash)
+            repository = uow.repository(AuthRepository)
+            user_id = await repository.add_user(request.email, request.display_name, password_hash, digest(nonce))
+            if user_id is not None:
+                link = self._verification_link(user_id, nonce)
+                message = verification_email(user_id, request.email, link, nonce[:16])
+                await self._outbox.add(uow.repository(OutboxRepository), message)
             await uow.commit()
-        return Accepted(detail="If the address can be registered, its account is ready: sign in to continue.")
+        return Accepted(detail="If the address can be registered, a link to confirm it is on its way.")
+
+    def _verification_link(self, user_id: int, nonce: str) -> str:
+        expires = int(self._clock()) + self.policy.verification_seconds
+        token = self._ring.seal(VERIFICATION, {"uid": user_id, "n": nonce, "exp": expires})
+        return f"{self.policy.public_url}/links/verify-email?token={token}"
+
+    async def verify_email(self, token: str) -> None:
+        """Follow a verification link: once, before it expires, and only the latest one sent."""
+        try:
+            claims = self._ring.open(VERIFICATION, token)
+            user_id, nonce, expires = int(claims["uid"]), str(claims["n"]), int(claims["exp"])
+        except (InvalidTokenError, KeyError, TypeError, ValueError):
+            raise NotFoundError("This link is not one of ours.", code="invalid-link") from None
+        if expires < self._clock():
+            raise GoneError("This link has expired.", code="link-expired")
+        async with self._database.unit_of_work() as uow:
+            verified = await uow.repository(AuthRepository).verify_email(user_id, digest(nonce))
+            await uow.commit()
+        if not verified:
+            raise GoneError("This link was used already, or a newer one was sent.", code="link-used")
+
+    async def put_verified_account(self, email: str, display_name: str, password: str) -> int:
+        """For operators (`python -m app users create`): an account with this address, verified, with this password."""
+        if problem := password_problem(password, email):
+            raise _weak_password(problem, "password")
+        password_hash = await self._hash(password)
+        async with self._database.unit_of_work() as uow:
+            user_id = await uow.repository(AuthRepository).put_verified_user(email, display_name, password_hash)
+            await uow.commit()
+        return user_id
 
     async def login(self, request: LoginRequest, client_id: str) -> TokenPair | TotpChallenge:
         subject = login_subject(request.email)
@@ -160,6 +198,9 @@ class AuthService:
         verified = await self._verify(request.password, None if user is None else user.password_hash)
         if not verified or user is None:
             raise _invalid_credentials()
+        if user.email_verified_at is None:  # said only to whom knows the password
+            await self._forget_failures(subject)
+            raise ForbiddenError("Confirm your e-mail address first: open the link sent to it.", code="unverified")
         if self._hasher.needs_rehash(user.password_hash):
             user = await self._rehash(user, request.password)
         if user.totp_enabled:
@@ -239,11 +280,23 @@ class AuthService:
                 await self._attempts.succeeded(repository, succeeded)
             session_id = await repository.add_session(user.id, client_id, expires_at)
             await repository.add_refresh_token(session_id, digest(refresh_token))
-            new_client = await repository.remember_client(user.id, client_id)
+            if await repository.remember_client(user.id, client_id):
+                await self._alert(uow.repository(OutboxRepository), user, client_id, session_id)
             await uow.commit()
-        if new_client:
-            self._alert(LoginAlert(user.email, user.display_name, client_id, session_id))
         return self._token_pair(session_id, user.id, refresh_token)
+
+    async def _alert(self, outbox: OutboxRepository, user: User, client_id: str, session_id: uuid.UUID) -> None:
+        """A sign-in from a client the account has not used: an alert to a verified address, a few an hour at most,
+        best effort (a full outbox neither fails nor delays the sign-in)."""
+        about = f"user:{user.id}"
+        if user.email_verified_at is None:
+            return
+        if await self._outbox.sent_recently(outbox, about, LOGIN_ALERT, dt.timedelta(hours=1)) >= (
+            self.policy.login_alerts_per_hour
+        ):
+            _log.info("login alert not sent: the hourly limit is reached", user_id=user.id)
+            return
+        await self._outbox.offer(outbox, login_alert(user.id, user.email, client_id, session_id))
 
     def _token_pair(self, session_id: uuid.UUID, user_id: int, refresh_token: str) -> TokenPair:
         issued = int(self._clock())

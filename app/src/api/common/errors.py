@@ -96,6 +96,12 @@ class NotFoundError(DomainError):
     code = "not-found"
 
 
+class GoneError(DomainError):
+    """What was asked for existed once and is no longer there (a used or expired link, a forgotten version)."""
+
+    code = "gone"
+
+
 class ConflictError(DomainError):
     """The request does not fit the current state of what it acts on."""
 

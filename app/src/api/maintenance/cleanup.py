@@ -20,6 +20,7 @@ class Retention:
     sessions_after_expiry: dt.timedelta = dt.timedelta(days=1)
     login_failures: dt.timedelta = dt.timedelta(hours=1)  # the longest lockout window
     job_runs: dt.timedelta = dt.timedelta(days=7)
+    messages: dt.timedelta = dt.timedelta(days=7)  # delivered outbox messages (dead ones stay until looked at)
 
 
 class Cleanup:
@@ -36,6 +37,7 @@ class Cleanup:
                 "login_failures": await rows.login_failures(self._retention.login_failures),
                 "spent_challenges": await rows.spent_challenges(),
                 "job_runs": await rows.job_runs(self._retention.job_runs),
+                "delivered_messages": await rows.delivered_messages(self._retention.messages),
             }
             await uow.commit()
         _log.info("cleanup done", **removed)
