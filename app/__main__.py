@@ -58,10 +58,20 @@ def worker(settings: Settings) -> None:
     asyncio.run(until_stopped())
 
 
-def jobs(settings: Settings) -> None:
-    from app.scheduler import job_table
+def jobs(settings: Settings, action: str, name: str | None) -> int:
+    """`jobs` (or `jobs list`): the table; `jobs run NAME`: that job once, now (exit 1 unless it succeeded)."""
+    from app.scheduler import job_table, registered_jobs, run_job_now
 
-    sys.stdout.write("\n".join(asyncio.run(job_table(settings))) + "\n")
+    if action == "list":
+        sys.stdout.write("\n".join(asyncio.run(job_table(settings))) + "\n")
+        return 0
+    known = [job.name for job in registered_jobs(settings)]
+    if name not in known:
+        sys.stderr.write(f"no job named {name!r}; the jobs are: {', '.join(known)}\n")
+        return 2
+    outcome = asyncio.run(run_job_now(settings, name))
+    sys.stdout.write(f"{name}\t{outcome or 'not run: it is still running elsewhere'}\n")
+    return 0 if outcome == "succeeded" else 1
 
 
 def migrate(settings: Settings) -> None:
@@ -129,11 +139,10 @@ def users(settings: Settings, emails: list[str], display_name: str, password: st
     return 0
 
 
-COMMANDS = {"serve": serve, "worker": worker, "jobs": jobs, "dev": dev, "migrate": migrate}
+COMMANDS = {"serve": serve, "worker": worker, "dev": dev, "migrate": migrate}
 HELP = {
     "serve": "the API (needs PROFILE)",
     "worker": "the scheduled jobs and the outbox's dispatcher (needs PROFILE)",
-    "jobs": "each job's schedule, next fire time and last run",
     "dev": "what `make run` starts: embedded PostgreSQL, simulators, worker and API",
     "migrate": "apply the database migrations",
 }
@@ -153,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser(name, help=HELP[name])
     keys_parser = commands.add_parser("keys", help="the token key ring: `new` makes an entry, `list` shows ids")
     keys_parser.add_argument("action", choices=["new", "list"])
+    jobs_parser = commands.add_parser(
+        "jobs", help="`list` (the default): each job's schedule, next fire time and last run; `run NAME`: run it now"
+    )
+    jobs_parser.add_argument("action", nargs="?", choices=["list", "run"], default="list")
+    jobs_parser.add_argument("name", nargs="?", metavar="NAME")
     users_parser = commands.add_parser("users", help="`create`: verified accounts; the password is read from stdin")
     users_parser.add_argument("action", choices=["create"])
     users_parser.add_argument("emails", nargs="+", metavar="EMAIL")
@@ -177,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = readable_in_a_terminal(settings, arguments.command, sys.stdout)
     configure_logging(settings.log_level, settings.log_format)
+    if arguments.command == "jobs":
+        return jobs(settings, arguments.action, arguments.name)
     if arguments.command == "users":
         return users(settings, arguments.emails, arguments.display_name, sys.stdin.readline().rstrip("\n"))
     try:

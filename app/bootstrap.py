@@ -22,6 +22,9 @@ from app.dev.embedded_postgres import EmbeddedPostgres
 from app.runtime.migrations import head_revision
 from app.settings import PROVIDERS, ProviderName, Settings, new_token_key, parse_token_keys
 from app.src.api.auth.service import AuthPolicy, AuthService
+from app.src.api.catalog.mirror import CatalogMirror
+from app.src.api.catalog.service import CatalogService
+from app.src.api.catalog.sync import CatalogSync, SyncPolicy
 from app.src.api.health.readiness import ReadinessCheck
 from app.src.api.maintenance.cleanup import Cleanup, Retention
 from app.src.api.messaging.dispatcher import DispatchPolicy
@@ -42,6 +45,8 @@ class Services:
     database: Database
     providers: Mapping[ProviderName, ProviderClient]  # a client for each provider whose URL is set
     auth: AuthService
+    catalog: CatalogService  # reads from the mirror in memory, which only a serving process follows
+    catalog_sync: CatalogSync | None  # None without a catalog provider
     readiness: ReadinessCheck
     cleanup: Cleanup
     outbox: Outbox
@@ -49,7 +54,10 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, registry: CollectorRegistry | None = None) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, registry: CollectorRegistry | None = None, *, serving: bool = False
+) -> AsyncIterator[Services]:
+    """Everything a process holds; `serving` (the API): the catalog mirror is warmed and followed too."""
     registry = registry or CollectorRegistry(auto_describe=True)
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(_database(settings))
@@ -66,12 +74,17 @@ async def open_services(settings: Settings, registry: CollectorRegistry | None =
         stack.push_async_callback(asyncio.to_thread, hasher.close)
         outbox = Outbox(settings.outbox_max_pending, registry)
         stack.callback(outbox.unregister, registry)
+        mirror = CatalogMirror(database, settings.catalog_poll_seconds)
+        if serving:
+            await stack.enter_async_context(mirror.follow(registry))
         yield Services(
             settings=settings,
             registry=registry,
             database=database,
             providers=providers,
             auth=_auth_service(settings, database, hasher, outbox),
+            catalog=CatalogService(mirror),
+            catalog_sync=_catalog_sync(settings, database, providers.get("catalog")),
             cleanup=Cleanup(database, _retention(settings)),
             outbox=outbox,
             dispatch=DispatchPolicy(
@@ -112,6 +125,13 @@ def _provider_client(settings: Settings, name: ProviderName, metrics: ProviderMe
     if provider.url is None:
         return None
     return ProviderClient(name, provider.url, provider.policy, metrics, api_key=provider.api_key)
+
+
+def _catalog_sync(settings: Settings, database: Database, provider: ProviderClient | None) -> CatalogSync | None:
+    if provider is None:
+        return None
+    policy = SyncPolicy(settings.catalog_page_size, settings.catalog_max_pages, settings.catalog_versions_kept)
+    return CatalogSync(database, provider, policy)
 
 
 def _token_key_ring(settings: Settings) -> TokenKeyRing:

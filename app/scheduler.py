@@ -1,10 +1,13 @@
 """Scheduled jobs: APScheduler 3 fires them; PostgreSQL decides which worker runs each tick.
 
 Every job runs on an interval anchored at EPOCH, so every worker computes the same fire times. A run first takes
-the job's advisory lock on a connection of its own (so runs of a job never overlap, and a worker that dies loses
-the lock with its connection), then claims its (job, fire time) with a unique row in `job_runs` (so a tick runs
-once, however late another worker fires it), then runs under a timeout and records how it ended. APScheduler
-adds `max_instances=1` (no overlap within a worker), `coalesce` (missed ticks run once) and a misfire grace time.
+the job's advisory lock on a connection of its own: runs of a job never overlap, a worker that dies loses the lock
+with its connection, and a tick whose previous run overran waits for it within its misfire grace. It then claims
+its (job, fire time) with a unique row in `job_runs`, so a tick runs once however late another worker fires it,
+runs under a timeout, and records how it ended. A run claimed and never finished (its worker died: the lock came
+free) is recorded as abandoned by the next run. When a worker starts, the tick under way runs at once unless a
+worker has run it already. APScheduler adds `max_instances=1` (no overlap within a worker), `coalesce` (missed
+ticks run once) and a misfire grace time.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from app.src.database import job_runs
 from app.src.utils.logs import module_logger
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+LOCK_POLL_SECONDS = 0.1  # while a tick waits for the run before it to end
 _log = module_logger("scheduler")
 
 JobFunction = Callable[[Services], Awaitable[None]]
@@ -56,6 +60,11 @@ class Job:
     def next_fire_time(self, now: dt.datetime) -> dt.datetime:
         return self.tick(now) + self.every
 
+    @property
+    def misfire_grace(self) -> dt.timedelta:
+        """How late a tick may still start: half the interval, at least a second."""
+        return max(dt.timedelta(seconds=1), self.every / 2)
+
 
 class JobMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -64,6 +73,12 @@ class JobMetrics:
             "job_duration_seconds", "How long job runs took", ["job"], registry=registry,
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
         )  # fmt: skip
+        self.missed = Counter(
+            "job_ticks_missed",
+            "Ticks not run: the run before held the job past their grace",
+            ["job"],
+            registry=registry,
+        )
         self.last_success = Gauge(
             "job_last_success_timestamp_seconds", "When each job last succeeded (Unix time)", ["job"],
             registry=registry,
@@ -87,9 +102,11 @@ class Scheduler:
         for job in self._jobs:
             self._scheduler.add_job(
                 self._fire, job.trigger(), args=[job], id=job.name, name=job.name,
-                max_instances=1, coalesce=True, misfire_grace_time=max(1, int(job.every.total_seconds() / 2)),
+                max_instances=1, coalesce=True, misfire_grace_time=int(job.misfire_grace.total_seconds()),
             )  # fmt: skip
         self._scheduler.start()
+        for job in self._jobs:  # the tick under way when the worker starts, unless a worker ran it already
+            self._running.add(asyncio.get_running_loop().create_task(self._fire(job), name=f"{job.name}:catch-up"))
 
     async def stop(self, grace: float) -> None:
         """No new runs; the running ones get `grace` seconds to end, then are cancelled."""
@@ -113,10 +130,20 @@ class Scheduler:
         """Run the tick of `now` unless another worker runs this job or has run this tick; how it ended, or None
         when this worker did not run it."""
         tick = job.tick(now)
+        return await self._run(job, tick, tick + job.misfire_grace)
+
+    async def run_now(self, job: Job) -> str | None:
+        """A run out of schedule (`python -m app jobs run NAME`), recorded under the time it was asked for; it waits
+        for a run under way to end (up to the job's timeout). How it ended, or None if it could not start."""
+        now = dt.datetime.now(dt.UTC)
+        return await self._run(job, now, now + dt.timedelta(seconds=job.timeout))
+
+    async def _run(self, job: Job, scheduled_for: dt.datetime, lock_until: dt.datetime) -> str | None:
         async with self._services.database.dedicated_connection() as connection:
-            if not await job_runs.try_lock(connection, job.name):
-                return None  # running on another worker: this tick is theirs, or will be claimed by the next
-            run_id = await job_runs.claim(connection, job.name, tick, self._worker)
+            if not await self._lock(connection, job, scheduled_for, lock_until):
+                return None
+            await job_runs.abandon_unfinished(connection, job.name)  # with the lock free, their workers are gone
+            run_id = await job_runs.claim(connection, job.name, scheduled_for, self._worker)
             if run_id is None:
                 return None
             outcome, error_class, started = "succeeded", None, time.monotonic()
@@ -130,23 +157,45 @@ class Scheduler:
                 raise
             except Exception as error:  # noqa: BLE001 - any failure of a job is recorded, logged and counted
                 outcome, error_class = "failed", type(error).__name__
-                _log.error("job failed", job=job.name, scheduled_for=tick.isoformat(), exc_info=error)
+                _log.error("job failed", job=job.name, scheduled_for=scheduled_for.isoformat(), exc_info=error)
             seconds = time.monotonic() - started
             await job_runs.finish(connection, run_id, outcome, error_class, seconds)
+        self._record(job, outcome, seconds)
+        return outcome
+
+    async def _lock(self, connection: asyncpg.Connection, job: Job, tick: dt.datetime, deadline: dt.datetime) -> bool:
+        """The job's lock, for this tick: False when the tick is claimed already, or the lock stayed taken (a
+        run that overran) until `deadline`; that tick is then missed, counted and logged."""
+        while not await job_runs.claimed(connection, job.name, tick):
+            if await job_runs.try_lock(connection, job.name):
+                return True
+            if dt.datetime.now(dt.UTC) >= deadline:
+                self._metrics.missed.labels(job.name).inc()
+                _log.warning("tick missed: the previous run still holds the job", job=job.name, tick=tick.isoformat())
+                return False
+            await asyncio.sleep(LOCK_POLL_SECONDS)
+        return False
+
+    def _record(self, job: Job, outcome: str, seconds: float) -> None:
         self._metrics.runs.labels(job.name, outcome).inc()
         self._metrics.duration.labels(job.name).observe(seconds)
         if outcome == "succeeded":
             self._metrics.last_success.labels(job.name).set(time.time())
-        return outcome
 
 
 async def _cleanup(services: Services) -> None:
     await services.cleanup.run()
 
 
+async def _catalog_sync(services: Services) -> None:
+    if services.catalog_sync is None:
+        raise RuntimeError("catalog_sync is registered only when CATALOG_URL is set")
+    await services.catalog_sync.run()
+
+
 def registered_jobs(settings: Settings) -> list[Job]:
     """Every job the worker runs, in the order `python -m app jobs` lists them."""
-    return [
+    jobs = [
         Job(
             "cleanup",
             dt.timedelta(seconds=settings.cleanup_every_seconds),
@@ -155,6 +204,12 @@ def registered_jobs(settings: Settings) -> list[Job]:
             description="removes ended sessions, old login failures, spent challenges and old job runs",
         ),
     ]
+    if settings.catalog_url is not None:
+        every = dt.timedelta(seconds=settings.catalog_sync_seconds)
+        description = "mirrors the catalog provider's products (one transaction a sync)"
+        jobs.insert(0, Job("catalog_sync", every, _catalog_sync, timeout=max(30, 2 * every.total_seconds()),
+                           description=description))  # fmt: skip
+    return jobs
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -187,6 +242,14 @@ def _dispatch(services: Services, registry: CollectorRegistry, stop: asyncio.Eve
         return None
     dispatcher = Dispatcher(services.database, NotifyEmailSender(notify), services.dispatch, OutboxMetrics(registry))
     return asyncio.create_task(dispatcher.run(stop))
+
+
+async def run_job_now(settings: Settings, name: str) -> str | None:
+    """`python -m app jobs run NAME`: the job once, now, through the same lock and records as a tick's run."""
+    [job] = [job for job in registered_jobs(settings) if job.name == name]
+    async with open_services(settings) as services:
+        scheduler = Scheduler(services, [job], JobMetrics(CollectorRegistry()), f"manual:{worker_name()}")
+        return await scheduler.run_now(job)
 
 
 async def job_table(settings: Settings) -> list[str]:

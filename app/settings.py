@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     outbox_retention_days: int = Field(default=7, ge=1)
     cleanup_every_seconds: int = Field(default=3600, ge=1)
     job_runs_retention_days: int = Field(default=7, ge=1)
+    catalog_sync_seconds: int = Field(default=60, ge=1)
+    catalog_page_size: int = Field(default=100, ge=1, le=100)
+    catalog_max_pages: int = Field(default=1000, ge=1)
+    catalog_versions_kept: int = Field(default=3, ge=2, le=10)
+    catalog_poll_seconds: float = Field(default=5.0, gt=0)
     metrics_token: SecretStr | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str | None = None

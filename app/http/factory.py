@@ -65,7 +65,7 @@ def _serve_with_services(app: Quart, settings: Settings, registry: CollectorRegi
 
     @app.before_serving
     async def open_root() -> None:
-        attach_services(app, await stack.enter_async_context(open_services(settings, registry)))
+        attach_services(app, await stack.enter_async_context(open_services(settings, registry, serving=True)))
         if settings.metrics_port is not None:
             token = None if settings.metrics_token is None else settings.metrics_token.get_secret_value()
             host = settings.metrics_host or settings.listen_host

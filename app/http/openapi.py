@@ -9,6 +9,7 @@ from quart_schema import OpenAPIProvider
 from werkzeug.routing import Rule
 
 from app.http.authentication import is_public
+from app.http.conditional import CONDITIONAL_ATTRIBUTE
 from app.routes.adapter import Access, access_of
 from app.src.api.common.models.service import Problem
 
@@ -50,9 +51,29 @@ class ProblemDocumentingProvider(OpenAPIProvider):
                         "content": {"application/problem+json": {"schema": PROBLEM_REF}},
                     },
                 }
+                if (headers := getattr(view, CONDITIONAL_ATTRIBUTE, None)) is not None:
+                    _document_conditional(operation, headers)
                 if "requestBody" in operation:
                     operation["requestBody"] = {**operation["requestBody"], "required": True}
                 if guarded:
                     operation["parameters"] = [*operation["parameters"], CLIENT_ID]
                     operation["security"] = [] if is_public(view) else [{BEARER: []}]
         return paths, components
+
+
+ETAG_HEADER = {"description": "A weak entity tag: send it in If-None-Match", "schema": {"type": "string"}}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of a representation you have: 304 while it is still the current one",
+    "schema": {"type": "string", "maxLength": 1024},
+}
+
+
+def _document_conditional(operation: dict[str, Any], headers: dict[str, Any]) -> None:
+    all_headers = {"ETag": ETAG_HEADER, **headers}
+    operation["parameters"] = [*operation["parameters"], IF_NONE_MATCH]
+    operation["responses"]["200"] = {**operation["responses"]["200"], "headers": all_headers}
+    not_modified = "Not Modified: the ETag sent is still current"
+    operation["responses"]["304"] = {"description": not_modified, "headers": all_headers}

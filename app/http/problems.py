@@ -23,6 +23,7 @@ from app.src.api.common.errors import (
     ForbiddenError,
     GoneError,
     InvalidInputError,
+    InvalidParametersError,
     LockedError,
     NotFoundError,
     NotReadyError,
@@ -109,6 +110,7 @@ class Answer:
 
 ANSWERS: dict[type[DomainError], Answer] = {
     InvalidInputError: Answer(422, "Validation failed", extensions=_field_errors),
+    InvalidParametersError: Answer(400, "Invalid request parameters", extensions=_field_errors),
     UnauthorizedError: Answer(401, headers=_bearer_challenge),
     ForbiddenError: Answer(403),
     NotFoundError: Answer(404),

@@ -11,17 +11,31 @@ from quart import Quart
 from app.runtime.edge import EdgeLimits, edge_protocol
 from app.settings import Settings
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
+
+class _StopOnce:
+    """The stop signal, as uvicorn passes it on after its graceful shutdown, ends the server with exit status 0; any
+    later one is ignored from then on, so the clean-up after it runs to its end.
+
+    Without it, asyncio's runner turns a second Ctrl-C that lands while the event loop closes into a
+    KeyboardInterrupt inside the loop's own teardown ("Cannot close a running event loop", exit status 1), and
+    SIGTERM's default would kill the process before the caller's clean-up (the embedded PostgreSQL) ran.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        raise SystemExit(0)
 
 
 def run_server(app: Quart, settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then drain in-flight requests (at most SHUTDOWN_TIMEOUT) and return.
-
-    uvicorn re-raises the signal after its graceful shutdown; for SIGTERM that would kill the process before the
-    caller's cleanup (the embedded PostgreSQL) runs, so SIGTERM becomes SystemExit(0) instead.
-    """
+    """Serve until SIGTERM or SIGINT, then drain in-flight requests (at most SHUTDOWN_TIMEOUT) and leave with
+    SystemExit(0); stop signals are ignored after that (see _StopOnce)."""
     limits = EdgeLimits(
         max_url_bytes=settings.max_url_bytes,
         max_header_bytes=settings.max_header_bytes,
@@ -43,8 +57,11 @@ def run_server(app: Quart, settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
-    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    stop = _StopOnce()
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
     try:
         uvicorn.Server(config).run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not stop.received:
+            for number, handler in previous.items():
+                signal.signal(number, handler)

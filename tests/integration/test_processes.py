@@ -91,7 +91,7 @@ async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_bot
             ):
                 assert response.status == 200
 
-        assert await service.terminate(signal_number=signal_number, again_at=again_at) == 0
+        assert await service.terminate(signal_number=signal_number, again_at=again_at) == 0, "".join(service.output)
     assert not postmaster_pid_file.exists()
     await asyncio.to_thread(postmaster.wait, 10)
     assert not postmaster.is_running()

@@ -12,8 +12,11 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url
 
+from simulators.client import SimulatorClient
+from tests.support.catalog import catalog_simulator
 from tests.support.postgres import truncate_all
 from tests.support.processes import ServiceProcess, clean_environment
+from tests.support.simulator_fixtures import API_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -42,24 +45,36 @@ async def until_runs(database_uri: str, job: str, count: int, within: float = 20
 @pytest.mark.requirement("NFR-3")
 async def test_two_workers_run_each_tick_of_a_job_once_and_stop_cleanly(database_uri: str, tmp_path: Path) -> None:
     await truncate_all(database_uri)
-    environment = clean_environment(PROFILE="test", DB_URI=database_uri, CLEANUP_EVERY_SECONDS="1")
-    ready = "worker started"
-    async with (
-        ServiceProcess(["worker"], environment, cwd=tmp_path, ready_line=ready) as first,
-        ServiceProcess(["worker"], environment, cwd=tmp_path, ready_line=ready) as second,
-    ):
-        runs = await until_runs(database_uri, "cleanup", 5)
-        assert await first.terminate() == 0
-        assert await second.terminate() == 0
+    with catalog_simulator() as catalog_url:
+        environment = clean_environment(
+            PROFILE="test", DB_URI=database_uri, CLEANUP_EVERY_SECONDS="1",
+            CATALOG_URL=catalog_url, CATALOG_API_KEY=API_KEY, CATALOG_SYNC_SECONDS="1", CATALOG_PAGE_SIZE="20",
+        )  # fmt: skip
+        ready = "worker started"
+        async with (
+            ServiceProcess(["worker"], environment, cwd=tmp_path, ready_line=ready) as first,
+            ServiceProcess(["worker"], environment, cwd=tmp_path, ready_line=ready) as second,
+        ):
+            await until_runs(database_uri, "catalog_sync", 4)
+            runs = await until_runs(database_uri, "cleanup", 5)
+            assert await first.terminate() == 0
+            assert await second.terminate() == 0
+        async with SimulatorClient(catalog_url) as sim:
+            first_pages = [entry for entry in await sim.journal(path="/v1/products") if "cursor" not in entry["query"]]
     ticks = [run["scheduled_for"] for run in runs]
     assert len(set(ticks)) == len(ticks)  # one run per tick
-    assert all(later - earlier == dt.timedelta(seconds=1) for earlier, later in itertools.pairwise(ticks))
+    assert all(later - earlier == dt.timedelta(seconds=1) for earlier, later in itertools.pairwise(ticks)), ticks
     assert {run["outcome"] for run in runs} == {"succeeded"}
     assert {run["worker"].split(":")[1] for run in runs} <= {str(first.pid), str(second.pid)}
+    syncs = await finished_runs(database_uri, "catalog_sync")
+    assert len({run["scheduled_for"] for run in syncs}) == len(syncs)
+    assert len(first_pages) == len(syncs)  # each sync read the feed once: no tick ran twice, none half-counted
     listing = await command_output(["jobs"], environment, tmp_path)
     [cleanup] = [line for line in listing.splitlines() if line.startswith("cleanup")]
     assert "1 s" in cleanup
     assert "succeeded" in cleanup
+    [catalog_sync] = [line for line in listing.splitlines() if line.startswith("catalog_sync")]
+    assert "succeeded" in catalog_sync
     await truncate_all(database_uri)
 
 

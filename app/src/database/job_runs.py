@@ -37,6 +37,13 @@ async def try_lock(connection: asyncpg.Connection, job: str) -> bool:
     return locked
 
 
+async def claimed(connection: asyncpg.Connection, job: str, scheduled_for: dt.datetime) -> bool:
+    found: bool = await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM job_runs WHERE job = $1 AND scheduled_for = $2)", job, scheduled_for
+    )
+    return found
+
+
 async def claim(connection: asyncpg.Connection, job: str, scheduled_for: dt.datetime, worker: str) -> int | None:
     """The id of a new run of this tick; None when the tick was claimed already (by any worker, however late)."""
     run_id: int | None = await connection.fetchval(
@@ -47,6 +54,15 @@ async def claim(connection: asyncpg.Connection, job: str, scheduled_for: dt.date
         worker,
     )
     return run_id
+
+
+async def abandon_unfinished(connection: asyncpg.Connection, job: str) -> None:
+    """Runs of `job` claimed and never finished: called with the job's lock held, so their workers died."""
+    await connection.execute(
+        "UPDATE job_runs SET finished_at = now(), outcome = 'abandoned', error_class = 'WorkerLost' "
+        "WHERE job = $1 AND finished_at IS NULL",
+        job,
+    )
 
 
 async def finish(

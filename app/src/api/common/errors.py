@@ -59,6 +59,13 @@ class InvalidInputError(DomainError):
         self.total = len(self.problems) if total is None else total
 
 
+class InvalidParametersError(InvalidInputError):
+    """The request's query parameters break a rule that spans them, or a cursor is not one we gave: 400, as when
+    they do not match their schema."""
+
+    code = "invalid-parameters"
+
+
 class AuthFailure(Enum):
     """Why: no token where one is needed; a token (access, refresh, sign-in challenge) that is not, or no longer,
     valid; a wrong password or unknown address (one answer for both); a wrong second-factor or recovery code."""
