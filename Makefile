@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-catalog bench-sim bench-resilience bench-auth wrk h2load clean
+.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-catalog bench-outbox bench-sim bench-resilience bench-auth wrk h2load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ h2load:
 
 bench-catalog: $(SYNCED) wrk ## GET /api/catalog/items (page of 20) and /items/{id} vs a minimal Quart + quart-schema app
 	$(RUN) python -m bench.catalog
+
+bench-outbox: $(SYNCED) ## Outbox messages one worker delivers a second to the notify simulator vs bare aiohttp
+	$(RUN) python -m bench.outbox
 
 bench-sim: $(SYNCED) wrk ## Create-charge requests/s of the payments simulator on one core, without and with faults
 	$(RUN) python -m bench.simulators

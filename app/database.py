@@ -4,9 +4,10 @@ asyncpg (a pool of their own; see app/src/database/read_pool.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy import make_url, text
@@ -19,6 +20,7 @@ from app.src.database.unit_of_work import UnitOfWork
 from app.src.utils.logs import module_logger
 
 _log = module_logger("database")
+T = TypeVar("T")
 
 
 def async_url(uri: str) -> str:
@@ -78,6 +80,11 @@ class Database:
         statements): the request's one read connection, or one of its own outside a request. A database that
         cannot serve leaves the block as UnavailableError, as a unit of work does."""
         return self._read_pool.reading()
+
+    async def read(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`query(connection)` as in `reading()`, run once more on a fresh connection if the first was found dead
+        as it was used (cut while idle in the pool): what every read that may be repeated should use."""
+        return await self._read_pool.read(query)
 
     def request_reads(self) -> RequestReads:
         """Begin a request's reads (the HTTP layer, as a request starts); `await reads.end()` as it ends."""

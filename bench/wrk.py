@@ -47,11 +47,15 @@ def free_port() -> int:
 
 @contextmanager
 def pinned_server(
-    command: list[str], ready_url: str, environment: dict[str, str] | None = None, ready_status: int = 200
+    command: list[str],
+    ready_url: str,
+    environment: dict[str, str] | None = None,
+    ready_status: int = 200,
+    core: str = SERVER_CORE,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python <command>` on SERVER_CORE until the block ends; it is up once `ready_url` answers `ready_status`."""
+    """`python <command>` on `core` until the block ends; it is up once `ready_url` answers `ready_status`."""
     process = subprocess.Popen(
-        ["taskset", "-c", SERVER_CORE, sys.executable, *command],
+        ["taskset", "-c", core, sys.executable, *command],
         env=environment,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

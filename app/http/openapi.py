@@ -67,7 +67,7 @@ IF_NONE_MATCH = {
     "in": "header",
     "required": False,
     "description": "The ETag of a representation you have: 304 while it is still the current one",
-    "schema": {"type": "string", "maxLength": 1024},
+    "schema": {"type": "string"},
 }
 
 

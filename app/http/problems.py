@@ -6,6 +6,7 @@ is answered over HTTP. `ProblemError` is for what only HTTP knows (a missing hea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -59,9 +60,17 @@ class ProblemError(Exception):
         self.extensions = dict(extensions or {})
 
 
+# A key the client sent is echoed in the pointer: control characters and lone surrogates (a query string's
+# undecodable bytes) become U+FFFD, so a problem body is always plain, printable Unicode.
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def json_pointer(location: Iterable[str | int]) -> str:
-    """RFC 6901: `~` and `/` inside a key are escaped, so every key reads back as itself."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
+    """RFC 6901: `~` and `/` inside a key are escaped, so every key reads back as itself (but for the characters
+    that cannot be shown, each replaced by U+FFFD)."""
+    return "".join(
+        "/" + _UNSHOWABLE.sub("\ufffd", str(part)).replace("~", "~0").replace("/", "~1") for part in location
+    )
 
 
 def field_errors(problems: Iterable[FieldProblem]) -> list[dict[str, str]]:

@@ -129,3 +129,33 @@ async def _lock_holders(connection: asyncpg.Connection) -> list[int]:
 
 async def _released_by(connection: asyncpg.Connection, backend: int) -> bool:
     return backend not in await _lock_holders(connection)
+
+
+@pytest.mark.requirement("NFR-3")
+@pytest.mark.parametrize(
+    ("page_ms", "shutdown_timeout", "outcome", "version"),
+    [(200, 30, "succeeded", 2), (1000, 1, "cancelled", 1)],
+    ids=["the run ends within the grace", "the run outlasts the grace"],
+)
+async def test_sigterm_lets_a_running_job_end_within_the_grace_then_cancels_it_and_exits_0(
+    connection: asyncpg.Connection, database_uri: str, tmp_path: Path,
+    page_ms: int, shutdown_timeout: int, outcome: str, version: int,
+) -> None:  # fmt: skip
+    with catalog_simulator(initial_products=45) as url:
+        await synced_once(database_uri, url)
+        async with SimulatorClient(url) as sim:
+            await sim.put_product("prod_new", name="Zinc Bowl", price=1234)
+            await sim.clear_journal()
+            await sim.add_fault(
+                route="/v1/products", action={"kind": "latency", "distribution": {"type": "fixed", "ms": page_ms}}
+            )
+            environment = clean_environment(
+                PROFILE="test", DB_URI=database_uri, CATALOG_URL=url, CATALOG_API_KEY=API_KEY,
+                CATALOG_SYNC_SECONDS="60", CATALOG_PAGE_SIZE="5", SHUTDOWN_TIMEOUT=str(shutdown_timeout),
+            )  # fmt: skip
+            async with ServiceProcess(["worker"], environment, cwd=tmp_path, ready_line="worker started") as worker:
+                await until(lambda: _pages_asked(sim, at_least=2))  # the sync of the tick under way, part done
+                assert await worker.terminate(grace=shutdown_timeout + 15) == 0
+    run = await connection.fetchrow("SELECT outcome FROM job_runs WHERE job = 'catalog_sync'")
+    assert run["outcome"] == outcome
+    assert await connection.fetchval("SELECT version FROM catalog_state") == version

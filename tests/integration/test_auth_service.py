@@ -279,3 +279,35 @@ async def test_an_address_is_confirmed_once_by_its_newest_link_before_it_expires
     with pytest.raises(GoneError, match="used already"):
         await ada.service.verify_email(token)
     assert isinstance(await ada.sign_in(), TokenPair)
+
+
+async def test_an_address_never_confirmed_goes_to_whoever_confirms_it_and_a_confirmed_one_stays(
+    auth: Callable[..., Auth],
+) -> None:
+    squatter, owner = "a squatter's passphrase", "the owner's passphrase"
+    ada = auth()
+    await ada.service.register(RegisterRequest(email=EMAIL, password=squatter, display_name="Not Ada"))
+    squatters_link = await ada.link_token()
+    await ada.service.register(RegisterRequest(email=EMAIL, password=owner, display_name="Ada"))
+    owners_link = await ada.link_token()
+    with pytest.raises(GoneError, match="newer one"):
+        await ada.service.verify_email(squatters_link)
+    await ada.service.verify_email(owners_link)
+    with pytest.raises(UnauthorizedError):
+        await ada.sign_in(squatter)
+    assert isinstance(await ada.sign_in(owner), TokenPair)
+
+    await ada.service.register(RegisterRequest(email=EMAIL, password=squatter, display_name="Not Ada"))
+    assert len(await messages(ada.database, "verification")) == 2  # a confirmed address gets no mail
+    tokens = await ada.sign_in(owner)
+    assert isinstance(tokens, TokenPair)
+    assert (await ada.service.me(await ada.service.authenticate(tokens.access_token))).display_name == "Ada"
+
+
+async def test_links_to_an_unconfirmed_address_are_sent_a_few_an_hour_at_most(auth: Callable[..., Auth]) -> None:
+    ada = auth()
+    for _ in range(5):
+        await ada.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    assert len(await messages(ada.database, "verification")) == 3
+    await ada.service.verify_email(await ada.link_token())  # the newest sent is the valid one
+    assert isinstance(await ada.sign_in(), TokenPair)

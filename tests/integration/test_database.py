@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,3 +122,49 @@ async def test_a_request_that_starts_to_write_gives_its_read_connection_back_fir
 async def test_a_read_outside_a_request_gives_its_connection_back_at_once(opened: Database) -> None:
     await backend_of(opened)
     assert opened.read_connections_in_use() == 0
+
+
+async def test_a_read_whose_connection_died_idle_runs_again_on_a_fresh_one(opened: Database) -> None:
+    """The server ended a pooled connection while it sat idle; the next statement on it fails before reaching the
+    database (as asyncpg reports it while the end is still in flight). The read runs once more, elsewhere."""
+    reads = opened.request_reads()
+    backends: list[int] = []
+
+    async def query(connection: asyncpg.Connection) -> int:
+        backends.append(connection.get_server_pid())
+        if len(backends) == 1:
+            raise asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+        pid: int = await connection.fetchval("SELECT pg_backend_pid()")
+        return pid
+
+    try:
+        pid = await opened.read(query)
+        assert len(backends) == 2
+        assert pid == backends[1] != backends[0]
+        assert await backend_of(opened) == pid  # the request keeps the fresh connection for its other reads
+    finally:
+        await reads.end()
+    assert not await still_connected(opened, backends[0])  # dropped, never handed to the next request
+
+
+async def still_connected(database: Database, pid: int) -> bool:
+    """Whether backend `pid` is still there, allowing the server a moment to see its client leave."""
+    for _ in range(50):
+        async with database.reading() as connection:
+            if not await connection.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+                return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def test_a_read_that_fails_otherwise_is_not_run_again(opened: Database) -> None:
+    calls = 0
+
+    async def query(connection: asyncpg.Connection) -> None:
+        nonlocal calls
+        calls += 1
+        await connection.execute("SELECT * FROM no_such_table")
+
+    with pytest.raises(asyncpg.UndefinedTableError):
+        await opened.read(query)
+    assert calls == 1

@@ -53,8 +53,7 @@ async def provider_down() -> dict[str, str]:
 @public
 async def slow_read() -> dict[str, str]:
     """A read that takes a second: long enough for a test to cut its connection while it runs."""
-    async with services().database.reading() as connection:
-        await connection.execute("SELECT pg_sleep(1)")
+    await services().database.read(lambda connection: connection.execute("SELECT pg_sleep(1)"))
     return {"read": "done"}
 
 

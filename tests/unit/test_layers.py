@@ -57,3 +57,14 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, lin
     assert result.returncode != 0
     broken = [entry for entry in result.stdout.splitlines() if entry.endswith(" BROKEN")]
     assert any(entry.startswith(broken_contract) for entry in broken), result.stdout
+
+
+def test_the_worker_command_loads_no_web_framework() -> None:
+    """A worker image needs no Quart: `python -m app worker` and the scheduler import none of it."""
+    check = (
+        "import sys, app.__main__, app.scheduler; "
+        "web = sorted({'quart', 'quart_schema', 'werkzeug', 'hypercorn'} & set(sys.modules)); "
+        "sys.exit(', '.join(web) or None)"
+    )
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    assert result.returncode == 0, result.stderr

@@ -41,3 +41,4 @@ def test_only_answers_that_may_change_on_a_later_try_are_transient() -> None:
 def test_field_locations_become_rfc_6901_pointers() -> None:
     assert json_pointer(("items", 3, "a/b~c")) == "/items/3/a~1b~0c"
     assert json_pointer(()) == ""
+    assert json_pointer(("a\x00b", "\ud8a2x", "\x85")) == "/a\ufffdb/\ufffdx/\ufffd"

@@ -53,13 +53,19 @@ class AuthRepository:
     # accounts
 
     async def add_user(self, email: str, display_name: str, password_hash: str, verification: bytes) -> int | None:
-        """The new, unverified user's id (`verification`: the digest of its one valid link); None when the e-mail is
-        taken (compared without case)."""
+        """The unverified user's id (`verification`: the digest of its one valid link): a new account, or one whose
+        address was never confirmed, now with this password and name and only this link; None when the address
+        belongs to a verified account (compared without case)."""
         statement = (
             insert(users)
             .values(email=email, display_name=display_name, password_hash=password_hash, roles=["user"],
                     verification_digest=verification)
-            .on_conflict_do_nothing()
+            .on_conflict_do_update(
+                index_elements=[sa.text("lower(email)")],
+                set_={"display_name": display_name, "password_hash": password_hash,
+                      "verification_digest": verification},
+                where=users.c.email_verified_at.is_(None),
+            )
             .returning(users.c.id)
         )  # fmt: skip
         user_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()

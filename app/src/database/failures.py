@@ -19,6 +19,22 @@ _DOWN = (
 )
 
 
+# A pooled connection the server ended while it sat idle can look alive until its end is read: the next statement
+# on it fails at once in asyncpg's protocol ("cannot switch to state ..."), before the server sees it. Nothing was
+# done, so a read may run again on another connection. (A cut under a running query is ConnectionDoesNotExistError,
+# one of _DOWN: the server is going away, and the caller hears so.)
+_DIED_IDLE = (asyncpg.InternalClientError,)
+
+
+def died_idle(error: BaseException | None) -> bool:
+    """Whether `error` (or what it was raised from) is a connection found dead as it was used."""
+    while error is not None:
+        if isinstance(error, _DIED_IDLE):
+            return True
+        error = error.__cause__
+    return False
+
+
 def as_unavailable(error: BaseException) -> UnavailableError | None:
     """The UnavailableError that `error` means for the caller, or None when it is not about the database's
     availability (and must surface as what it is)."""
@@ -32,7 +48,7 @@ def as_unavailable(error: BaseException) -> UnavailableError | None:
             "The database is too busy to answer in time; try again shortly.", BUSY_RETRY_AFTER, code="database-busy"
         )
     lost = isinstance(error, sa.DBAPIError) and error.connection_invalidated
-    if lost or isinstance(cause, _DOWN) or isinstance(error, OSError | TimeoutError):
+    if lost or isinstance(cause, _DOWN + _DIED_IDLE) or isinstance(error, OSError | TimeoutError):
         return UnavailableError(
             "The database cannot be reached; try again shortly.", DOWN_RETRY_AFTER, code="database-unavailable"
         )

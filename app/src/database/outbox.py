@@ -112,8 +112,14 @@ class OutboxRepository:
         )  # fmt: skip
         return [Claimed(*row) for row in (await self.session.execute(statement)).all()]
 
-    async def delivered(self, message_id: int) -> None:
-        await self._set(message_id, status="delivered", delivered_at=sa.func.now(), lease_until=None, last_error=None)
+    async def delivered(self, message_ids: list[int]) -> None:
+        if message_ids:
+            statement = (
+                sa.update(outbox)
+                .where(outbox.c.id.in_(message_ids))
+                .values(status="delivered", delivered_at=sa.func.now(), lease_until=None, last_error=None)
+            )
+            await self.session.execute(statement)
 
     async def retry_later(self, message_id: int, delay_seconds: float, error: str) -> None:
         await self._set(
@@ -128,9 +134,8 @@ class OutboxRepository:
         await self.session.execute(sa.update(outbox).where(outbox.c.id == message_id).values(**values))
 
     async def stats(self) -> OutboxStats:
-        counts: dict[str, int] = dict(
-            (await self.session.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status))).all()
-        )
+        undelivered = sa.select(outbox.c.status, sa.func.count()).where(outbox.c.status != "delivered")
+        counts: dict[str, int] = dict((await self.session.execute(undelivered.group_by(outbox.c.status))).all())
         oldest = sa.select(sa.func.min(outbox.c.created_at)).where(outbox.c.status.in_(_WAITING)).scalar_subquery()
         age = (await self.session.execute(sa.select(sa.func.extract("epoch", sa.func.now() - oldest)))).scalar_one()
         return OutboxStats(counts.get("pending", 0), counts.get("sending", 0), counts.get("dead", 0), float(age or 0.0))

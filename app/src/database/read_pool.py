@@ -13,14 +13,16 @@ that goes on to call a provider does not sit on a read connection while it waits
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from app.src.api.common.errors import UnavailableError
-from app.src.database.failures import BUSY_RETRY_AFTER, leave_block
+from app.src.database.failures import BUSY_RETRY_AFTER, died_idle, leave_block
 
 
 async def _keep_as_is(connection: asyncpg.Connection) -> None:
@@ -42,10 +44,10 @@ class RequestReads:
             self._connection = await self._pool.acquire()
         return self._connection
 
-    async def give_back(self) -> None:
+    async def give_back(self, *, broken: bool = False) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            await self._pool.release(connection)
+            await self._pool.release(connection, broken=broken)
 
     async def end(self) -> None:
         """The request is over: give the connection back and leave the request's context."""
@@ -55,6 +57,7 @@ class RequestReads:
         await self.give_back()
 
 
+T = TypeVar("T")
 _request_reads: ContextVar[RequestReads | None] = ContextVar("request_reads", default=None)
 
 
@@ -112,9 +115,26 @@ class ReadPool:
             ) from None
         return connection
 
-    async def release(self, connection: asyncpg.Connection) -> None:
+    async def release(self, connection: asyncpg.Connection, *, broken: bool = False) -> None:
+        """Back to the pool; a `broken` connection is closed first, so the pool opens a new one in its place."""
+        if broken:
+            with suppress(asyncpg.InterfaceError):  # closed and taken back by the pool already: nothing to end
+                connection.terminate()
         if self._pool is not None:
             await self._pool.release(connection)
+
+    async def read(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`query` on a read connection (the request's, as `reading()` gives); if that connection turns out to
+        have died while it sat idle (the server restarted, or ended it), `query` runs once more on a fresh one:
+        nothing reached the database, and a read may be repeated."""
+        try:
+            async with self.reading() as connection:
+                return await query(connection)
+        except UnavailableError as error:
+            if not died_idle(error):
+                raise
+        async with self.reading() as connection:
+            return await query(connection)
 
 
 class Reading:
@@ -142,8 +162,9 @@ class Reading:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         connection, self._connection = self._connection, None
+        broken = died_idle(exc)
         if connection is not None:
-            await self._pool.release(connection)
+            await self._pool.release(connection, broken=broken)
         elif exc is not None and self._reads is not None:
-            await self._reads.give_back()  # a connection that failed is not kept for the request's next read
+            await self._reads.give_back(broken=broken)  # a connection that failed is not kept for the next read
         leave_block(exc, None)

@@ -7,7 +7,7 @@ import uuid
 
 from app.src.database.outbox import Message
 
-VERIFICATION, LOGIN_ALERT = "verification", "login_alert"
+VERIFICATION_MAIL, LOGIN_ALERT = "verification", "login_alert"
 
 
 def verification_email(user_id: int, email: str, link: str, nonce: str) -> Message:
@@ -16,7 +16,7 @@ def verification_email(user_id: int, email: str, link: str, nonce: str) -> Messa
         f"open this link within a day:\n\n{link}\n\nIf it was not you, ignore this message: nothing more happens."
     )
     return Message(
-        kind=VERIFICATION,
+        kind=VERIFICATION_MAIL,
         about=f"user:{user_id}",
         payload={"channel": "email", "to": email, "subject": "Confirm your e-mail address", "body": body},
         idempotency_key=f"verification-{user_id}-{nonce}",

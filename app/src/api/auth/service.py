@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.src.api.auth.attempts import AttemptLimits, login_subject, second_factor_subject
 from app.src.api.auth.challenges import Challenge, new_challenge, open_challenge, password_fingerprint
-from app.src.api.auth.messages import LOGIN_ALERT, login_alert, verification_email
+from app.src.api.auth.messages import LOGIN_ALERT, VERIFICATION_MAIL, login_alert, verification_email
 from app.src.api.auth.models import (
     Accepted,
     LoginRequest,
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from app.database import Database
 
 ACCESS, TOTP_SECRET, VERIFICATION = "access", "totp-secret", "verify-email"
+LINKS_PER_HOUR = 3  # confirmation links mailed to one address in an hour
 _log = module_logger("auth")
 
 
@@ -140,7 +141,12 @@ class AuthService:
     # accounts and sign-in
 
     async def register(self, request: RegisterRequest) -> Accepted:
-        """A new account, unverified, and a link to its address; the same answer for an address that is taken."""
+        """A new account, unverified, and a link to its address; the same answer for an address that is taken.
+
+        An address never confirmed can be registered again: whoever can open its mail confirms it, so nobody can
+        hold an address they cannot read; the account takes the new password and only the newest link is valid
+        (this is also how a lost link is sent again), a few times an hour at most. A confirmed address is left as
+        it is, and gets no mail."""
         if problem := password_problem(request.password, request.email):
             raise _weak_password(problem, "password")
         async with self._database.unit_of_work() as uow:  # before any effect, even the hashing
@@ -148,14 +154,24 @@ class AuthService:
         password_hash = await self._hash(request.password)
         nonce = new_refresh_token()
         async with self._database.unit_of_work() as uow:
-            repository = uow.repository(AuthRepository)
-            user_id = await repository.add_user(request.email, request.display_name, password_hash, digest(nonce))
-            if user_id is not None:
-                link = self._verification_link(user_id, nonce)
-                message = verification_email(user_id, request.email, link, nonce[:16])
-                await self._outbox.add(uow.repository(OutboxRepository), message)
-            await uow.commit()
+            repository, messages = uow.repository(AuthRepository), uow.repository(OutboxRepository)
+            if await self._may_send_a_link(repository, messages, request.email):
+                user_id = await repository.add_user(request.email, request.display_name, password_hash, digest(nonce))
+                if user_id is not None:
+                    link = self._verification_link(user_id, nonce)
+                    await self._outbox.add(messages, verification_email(user_id, request.email, link, nonce[:16]))
+                await uow.commit()
         return Accepted(detail="If the address can be registered, a link to confirm it is on its way.")
+
+    async def _may_send_a_link(self, repository: AuthRepository, messages: OutboxRepository, email: str) -> bool:
+        """False for an address confirmed already, or sent LINKS_PER_HOUR links in the past hour."""
+        user = await repository.user_by_email(email)
+        if user is None:
+            return True
+        if user.email_verified_at is not None:
+            return False
+        sent = await self._outbox.sent_recently(messages, f"user:{user.id}", VERIFICATION_MAIL, dt.timedelta(hours=1))
+        return sent < LINKS_PER_HOUR
 
     def _verification_link(self, user_id: int, nonce: str) -> str:
         expires = int(self._clock()) + self.policy.verification_seconds
@@ -364,15 +380,13 @@ class AuthService:
             raise _invalid_token("The access token is not valid.") from None
         if expires <= self._clock():
             raise _invalid_token("The access token has expired.")
-        async with self._database.reading() as connection:
-            session = await live_session(connection, session_id)
+        session = await self._database.read(lambda connection: live_session(connection, session_id))
         if session is None:
             raise _invalid_token("The session has ended; sign in again.")
         return Profile(session.user_id, session.roles, session_id)
 
     async def me(self, profile: Profile) -> Me:
-        async with self._database.reading() as connection:
-            user = await user_profile(connection, profile.user_id)
+        user = await self._database.read(lambda connection: user_profile(connection, profile.user_id))
         if user is None:
             raise _invalid_token("The account is gone.")
         return Me(

@@ -1,21 +1,21 @@
 """The catalog in memory, in every API process: warmed when the process starts, refreshed when a sync commits.
 
-A sync's transaction NOTIFYs `catalog_changed`; each process LISTENs on a connection of its own and reloads. It also
-looks at the version row every CATALOG_POLL_SECONDS, so a notification lost with a dropped connection only delays a
-refresh. Besides the current version, the versions a listing's cursor may still page through (from the state's
-`oldest_kept` on) are kept, loaded from the database when a cursor asks for one this process has not seen.
+A sync's transaction NOTIFYs `catalog_changed`; each process LISTENs on a connection of its own and reloads on it.
+It also looks at the version row every CATALOG_POLL_SECONDS, so a notification lost with a dropped connection only
+delays a refresh. Besides the current version, the versions a listing's cursor may still page through (from the
+state's `oldest_kept` on) are kept, loaded from the database when a cursor asks for one this process has not seen.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import datetime as dt
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Gauge
 
 from app.src.api.catalog.snapshot import Snapshot
@@ -58,7 +58,8 @@ class CatalogMirror:
         it current until the block ends; its gauges are in `registry` meanwhile."""
         gauges = self._gauges(registry)
         try:
-            await self.refresh()
+            async with self._database.dedicated_connection() as connection:
+                await self.refresh(connection)
         except Exception as error:  # noqa: BLE001 - the follower below tries again; the process serves meanwhile
             _log.warning("catalog not loaded at start", error=type(error).__name__)
         follower = asyncio.create_task(self._follow(), name="catalog-follower")
@@ -105,9 +106,10 @@ class CatalogMirror:
             raise _gone(version)
         return loaded
 
-    async def refresh(self) -> None:
-        """Read the state; load the current version if it is not the one in memory."""
-        async with self._refreshing, self._database.reading() as connection:
+    async def refresh(self, connection: asyncpg.Connection) -> None:
+        """Read the state; load the current version if it is not the one in memory. On a connection of the
+        mirror's own: the read pool's connections only ever run single statements (they are not reset)."""
+        async with self._refreshing:
             state = await catalog.state(connection)
             if self._current is None or state.version != self._current.version:
                 state, products = await catalog.current(connection)
@@ -131,17 +133,17 @@ class CatalogMirror:
             self._older.popitem(last=False)
 
     async def _load(self, version: int) -> Snapshot | None:
-        """One load per version however many requests ask at once, each in a context of its own (not on the
-        connection of the request that happened to ask first, which may end before the load does)."""
+        """One load per version however many requests ask at once; shielded, so a request that leaves does not
+        cancel it for the others."""
         task = self._loading.get(version)
         if task is None:
-            task = asyncio.create_task(self._read(version), context=contextvars.Context())
+            task = asyncio.create_task(self._read(version))
             self._loading[version] = task
             task.add_done_callback(lambda _: self._loading.pop(version, None))
         return await asyncio.shield(task)
 
     async def _read(self, version: int) -> Snapshot | None:
-        async with self._database.reading() as connection:
+        async with self._database.dedicated_connection() as connection:
             loaded = await catalog.at_version(connection, version)
         if loaded is None:
             return None
@@ -161,7 +163,7 @@ class CatalogMirror:
                     failures = 0
                     while not connection.is_closed():
                         self._wake.clear()
-                        await self.refresh()
+                        await self.refresh(connection)
                         with suppress(TimeoutError):
                             async with asyncio.timeout(self._poll_seconds):
                                 await self._wake.wait()

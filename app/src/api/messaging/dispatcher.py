@@ -6,7 +6,10 @@ after `max_attempts` or a refusal no retry can change, dead-lettered (kept, coun
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from app.database import Database
 
 _log = module_logger("dispatcher")
+STATS_SECONDS = 1.0
+ROUNDS_AT_ONCE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +74,18 @@ class Dispatcher:
         self._metrics = metrics
         self._jitter = rng
         self._slots = asyncio.Semaphore(policy.concurrency)
+        self._stats_read_at = -math.inf
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Dispatch until `stop` is set; what is in flight then finishes (or its lease lets another take it)."""
+        """Dispatch until `stop` is set; what is in flight then finishes (or its lease lets another take it).
+
+        Two rounds run at once, each claiming a batch of its own and sharing the send slots, so one round's
+        database work (claim, record) overlaps the other's sends."""
+        await asyncio.gather(*(self._rounds(stop) for _ in range(ROUNDS_AT_ONCE)))
+        with contextlib.suppress(Exception):  # the gauges as the dispatcher leaves them, when the database answers
+            await self._show_stats(now=True)
+
+    async def _rounds(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 sent = await self.dispatch_once()
@@ -86,19 +100,32 @@ class Dispatcher:
                     pass
 
     async def dispatch_once(self) -> int:
-        """Claim one batch of due messages and send them; how many were claimed."""
+        """Claim one batch of due messages, send them, and record how each went in one transaction; how many were
+        claimed. (A dispatcher that dies before recording sends its batch again once the lease runs out: the
+        idempotency keys make the provider deliver each message once.)"""
         async with self._database.unit_of_work() as uow:
             claimed = await uow.repository(OutboxRepository).claim(self._policy.batch, self._policy.lease_seconds)
             await uow.commit()
-        await asyncio.gather(*(self._send(message) for message in claimed))
+        if not claimed:
+            await self._show_stats()
+            return 0
+        failures = await asyncio.gather(*(self._send(message) for message in claimed))
         async with self._database.unit_of_work() as uow:
-            self._metrics.show(await uow.repository(OutboxRepository).stats())
+            repository = uow.repository(OutboxRepository)
+            await repository.delivered([message.id for message, failed in zip(claimed, failures, strict=True)
+                                        if failed is None])  # fmt: skip
+            for message, failed in zip(claimed, failures, strict=True):
+                if failed is not None:
+                    await self._record(repository, message, *failed)
+            await uow.commit()
+        self._metrics.sent.labels("delivered").inc(failures.count(None))
+        await self._show_stats()
         return len(claimed)
 
-    async def _send(self, message: Claimed) -> None:
+    async def _send(self, message: Claimed) -> tuple[str, float | None] | None:
+        """None once sent; else why not, and in how many seconds to try again (None: never)."""
         if message.payload.get("channel") != "email":  # written by a newer release, or by hand: no sender here
-            await self._record(message, f"no sender for the channel of a {message.kind} message", retry_in=None)
-            return
+            return f"no sender for the channel of a {message.kind} message", None
         async with self._slots:
             try:
                 await self._email.send_email(
@@ -108,27 +135,28 @@ class Dispatcher:
             except ProviderError as error:
                 final = isinstance(error, ProviderRejectedError) or message.attempts >= self._policy.max_attempts
                 reason = f"{type(error).__name__}: {error}"
-                await self._record(message, reason, retry_in=None if final else self._backoff(message.attempts, error))
-                return
-        async with self._database.unit_of_work() as uow:
-            await uow.repository(OutboxRepository).delivered(message.id)
-            await uow.commit()
-        self._metrics.sent.labels("delivered").inc()
+                return reason, None if final else self._backoff(message.attempts, error)
+        return None
 
-    async def _record(self, message: Claimed, reason: str, retry_in: float | None) -> None:
+    async def _record(
+        self, repository: OutboxRepository, message: Claimed, reason: str, retry_in: float | None
+    ) -> None:
         """A failed attempt: tried again in `retry_in` seconds, or (None) dead-lettered."""
         reason = reason[:500]
-        async with self._database.unit_of_work() as uow:
-            repository = uow.repository(OutboxRepository)
-            if retry_in is None:
-                await repository.dead(message.id, reason)
-            else:
-                await repository.retry_later(message.id, retry_in, reason)
-            await uow.commit()
-        final = retry_in is None
-        self._metrics.sent.labels("dead_lettered" if final else "retry").inc()
-        if final:
+        if retry_in is None:
+            await repository.dead(message.id, reason)
             _log.error("outbox message dead-lettered", message_id=message.id, attempts=message.attempts, error=reason)
+        else:
+            await repository.retry_later(message.id, retry_in, reason)
+        self._metrics.sent.labels("dead_lettered" if retry_in is None else "retry").inc()
+
+    async def _show_stats(self, *, now: bool = False) -> None:
+        """The gauges, read at most once per STATS_SECONDS unless `now` (they count rows: not on every batch)."""
+        if not now and time.monotonic() - self._stats_read_at < STATS_SECONDS:
+            return
+        self._stats_read_at = time.monotonic()
+        async with self._database.unit_of_work() as uow:
+            self._metrics.show(await uow.repository(OutboxRepository).stats())
 
     def _backoff(self, attempts: int, error: ProviderError) -> float:
         """Full jitter over a doubling cap; never sooner than a provider's Retry-After."""
