@@ -111,19 +111,24 @@ class CatalogMirror:
         mirror's own: the read pool's connections only ever run single statements (they are not reset)."""
         async with self._refreshing:
             state = await catalog.state(connection)
+            loaded = None
             if self._current is None or state.version != self._current.version:
                 state, products = await catalog.current(connection)
-                self._adopt(Snapshot(state.version, products))
-        self._synced_at = state.synced_at
-        self._oldest_kept = state.oldest_kept
-        for version in [version for version in self._older if version < state.oldest_kept]:
-            del self._older[version]
+                loaded = Snapshot(state.version, products)
+            self._adopt(state, loaded)
 
-    def _adopt(self, snapshot: Snapshot) -> None:
-        previous, self._current = self._current, snapshot
-        if previous is not None and previous.version != snapshot.version:
-            self._keep(previous)
-        _log.info("catalog loaded", version=snapshot.version, items=len(snapshot))
+    def _adopt(self, state: catalog.State, loaded: Snapshot | None) -> None:
+        """The state read, and the version `loaded` for it, made what this process serves in one step (no await):
+        a request never sees a new version beside the bounds of the one before."""
+        self._synced_at = state.synced_at
+        self._oldest_kept = max(self._oldest_kept, state.oldest_kept)  # it only grows; a read may have seen later
+        if loaded is not None:
+            previous, self._current = self._current, loaded
+            if previous is not None and previous.version != loaded.version:
+                self._keep(previous)
+            _log.info("catalog loaded", version=loaded.version, items=len(loaded))
+        for version in [version for version in self._older if version < self._oldest_kept]:
+            del self._older[version]
 
     def _keep(self, snapshot: Snapshot) -> None:
         self._older[snapshot.version] = snapshot
