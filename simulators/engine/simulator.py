@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from simulators.engine.config import SimulatorConfig
 from simulators.engine.control import control_blueprint
 from simulators.engine.engine import FaultEngine
+from simulators.engine.forms import FormError, decode_form
 from simulators.engine.idempotency import stripe_error
 from simulators.engine.middleware import CONTROL_PREFIX, FaultInjectionMiddleware
 from simulators.engine.problems import ControlError, invalid, problem
@@ -111,10 +112,25 @@ async def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def parse(model: type[ModelT], data: Any) -> ModelT:
-    """A provider request body as `model`, or a Stripe-style 400."""
+async def parse_body(model: type[ModelT]) -> ModelT:
+    """The request's body as `model`: a form (Stripe's wire format, what its SDKs send) whose leaves are strings,
+    read as the model's types; or JSON, read strictly. Anything else is a Stripe-style 400."""
+    if request.mimetype == "application/x-www-form-urlencoded":
+        try:
+            form = decode_form(
+                (await request.get_data(cache=True, as_text=False, parse_form_data=False)).decode("utf-8")
+            )
+        except (FormError, UnicodeDecodeError) as error:
+            raise InvalidRequestError(f"body: {error}", getattr(error, "param", None)) from None
+        return parse(model, form, lenient=True)
+    return parse(model, await request.get_json(force=True, silent=True))
+
+
+def parse(model: type[ModelT], data: Any, *, lenient: bool = False) -> ModelT:
+    """Provider request parameters as `model`, or a Stripe-style 400. `lenient`: strings may stand for numbers
+    and booleans (a query string, a form body)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=False if lenient else None)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         param = ".".join(str(part) for part in first["loc"]) or None

@@ -12,7 +12,7 @@ from quart import Blueprint, Response, jsonify, request
 from simulators.engine.config import SimulatorConfig
 from simulators.engine.idempotency import IdempotencyStore, fingerprint, stripe_error
 from simulators.engine.rules import RateLimit, RuleSpec
-from simulators.engine.simulator import Simulator, parse, parse_control
+from simulators.engine.simulator import Simulator, parse_body, parse_control
 
 SEND_ROUTE = "/v1/messages"
 
@@ -86,7 +86,7 @@ class NotifySimulator(Simulator[NotifyConfig]):
 
         @blueprint.post(SEND_ROUTE)
         async def send() -> Response:
-            data = parse(MessageRequest, await request.get_json(force=True, silent=True))
+            data = await parse_body(MessageRequest)
             scope = request.headers.get("X-Sim-Scope")
             key = request.headers.get("Idempotency-Key")
 

@@ -12,8 +12,9 @@ from quart import Blueprint, Response, jsonify, request
 from simulators.engine.control import ScopeQuery
 from simulators.engine.idempotency import IdempotencyStore, fingerprint, stripe_error
 from simulators.engine.middleware import hold_processing
-from simulators.engine.simulator import Simulator, parse, parse_control
+from simulators.engine.simulator import InvalidRequestError, Simulator, parse, parse_body, parse_control
 from simulators.payments.models import Charge, ChargeRequest, PaymentsConfig, RefundRequest, WebhookSettings
+from simulators.payments.search import QueryError, matcher
 from simulators.payments.store import Ledger, RefundRejectedError
 from simulators.payments.webhooks import WebhookSender
 
@@ -27,6 +28,14 @@ class ChargeListQuery(BaseModel):
     starting_after: str | None = None
     customer: str | None = None
     idempotency_key: str | None = None
+
+
+class ChargeSearchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=1000)
+    limit: int = Field(default=10, ge=1, le=100)
+    page: str | None = None
 
 
 class PaymentsSimulator(Simulator[PaymentsConfig]):
@@ -87,7 +96,7 @@ class PaymentsSimulator(Simulator[PaymentsConfig]):
 
         @blueprint.post("/v1/charges")
         async def create_charge() -> Response:
-            data = parse(ChargeRequest, await request.get_json(force=True, silent=True))
+            data = await parse_body(ChargeRequest)
             return await self._idempotent("/v1/charges", data, lambda key: self._create_charge(data, key))
 
         @blueprint.get("/v1/charges/<charge_id>")
@@ -101,32 +110,37 @@ class PaymentsSimulator(Simulator[PaymentsConfig]):
         @blueprint.get("/v1/charges")
         async def list_charges() -> Response:
             self.settle_due()
-            query = parse(ChargeListQuery, request.args.to_dict())
+            query = parse(ChargeListQuery, request.args.to_dict(), lenient=True)
             ledger = self.ledger(_scope())
             if query.idempotency_key is not None:
                 found = ledger.by_idempotency_key.get(query.idempotency_key)
-                charges = [ledger.charges[found]] if found else []
-                return jsonify(
-                    {"object": "list", "data": [c.model_dump(mode="json") for c in charges], "has_more": False}
-                )
+                return _list([ledger.charges[found]] if found else [], has_more=False)
             newest_first = [c for c in reversed(ledger.charges.values()) if query.customer in (None, c.customer)]
-            if query.starting_after is not None:
-                ids = [charge.id for charge in newest_first]
-                if query.starting_after not in ids:
-                    return stripe_error(400, "invalid_request_error", "starting_after is not a charge of this list.")
-                newest_first = newest_first[ids.index(query.starting_after) + 1 :]
+            newest_first = _after(newest_first, query.starting_after, "starting_after")
             page = newest_first[: query.limit]
-            return jsonify(
-                {
-                    "object": "list",
-                    "data": [charge.model_dump(mode="json") for charge in page],
-                    "has_more": len(newest_first) > len(page),
-                }
-            )
+            return _list(page, has_more=len(newest_first) > len(page))
+
+        @blueprint.get("/v1/charges/search")
+        async def search_charges() -> Response:
+            self.settle_due()
+            query = parse(ChargeSearchQuery, request.args.to_dict(), lenient=True)
+            try:
+                selects = matcher(query.query)
+            except QueryError as error:
+                raise InvalidRequestError(str(error), "query") from None
+            found = [charge for charge in reversed(self.ledger(_scope()).charges.values()) if selects(charge)]
+            found = _after(found, query.page, "page")
+            page = found[: query.limit]
+            more = len(found) > len(page)
+            return jsonify({
+                "object": "search_result", "url": "/v1/charges/search",
+                "data": [charge.model_dump(mode="json") for charge in page],
+                "has_more": more, "next_page": page[-1].id if more else None,
+            })  # fmt: skip
 
         @blueprint.post("/v1/refunds")
         async def create_refund() -> Response:
-            data = parse(RefundRequest, await request.get_json(force=True, silent=True))
+            data = await parse_body(RefundRequest)
             return await self._idempotent("/v1/refunds", data, lambda key: self._create_refund(data))
 
         return blueprint
@@ -188,3 +202,18 @@ class PaymentsSimulator(Simulator[PaymentsConfig]):
 
 def _scope() -> str | None:
     return request.headers.get("X-Sim-Scope")
+
+
+def _list(charges: list[Charge], *, has_more: bool) -> Response:
+    data = [charge.model_dump(mode="json") for charge in charges]
+    return jsonify({"object": "list", "url": "/v1/charges", "data": data, "has_more": has_more})
+
+
+def _after(newest_first: list[Charge], cursor: str | None, param: str) -> list[Charge]:
+    """The charges after the one `cursor` names (all of them without a cursor)."""
+    if cursor is None:
+        return newest_first
+    ids = [charge.id for charge in newest_first]
+    if cursor not in ids:
+        raise InvalidRequestError(f"{param} is not a charge of this list.", param)
+    return newest_first[ids.index(cursor) + 1 :]

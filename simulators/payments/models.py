@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from simulators.engine.config import SimulatorConfig
 
@@ -43,8 +43,20 @@ class Charge(BaseModel):
     refunded: bool = False
     created: int
     idempotency_key: str | None = None
+    livemode: bool = False
+    captured: bool = True
     settles_at: float | None = Field(default=None, exclude=True)
     settles_to: ChargeStatus | None = Field(default=None, exclude=True)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def paid(self) -> bool:
+        return self.status == "succeeded"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failure_message(self) -> str | None:
+        return "Your card was declined." if self.failure_code == "card_declined" else None
 
 
 class Refund(BaseModel):

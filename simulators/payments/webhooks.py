@@ -9,6 +9,7 @@ import hmac
 import json
 import random
 import secrets
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,7 +19,8 @@ import aiohttp
 from simulators.engine.clock import SimClock
 from simulators.payments.models import WebhookSettings
 
-SIGNATURE_HEADER = "Simulator-Signature"
+API_VERSION = "2026-10-28.endive"  # what stripe 16 pins; events carry it as Stripe's do
+SIGNATURE_HEADER = "Stripe-Signature"  # the scheme is Stripe's: its SDKs verify these events
 MAX_DELIVERIES_PER_SCOPE = 10_000
 
 
@@ -76,8 +78,12 @@ class WebhookSender:
             "id": f"evt_{secrets.token_hex(12)}",
             "object": "event",
             "type": event_type,
+            "api_version": API_VERSION,
             "created": int(self._clock.now(scope)),
             "data": {"object": data},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
         }
         log = self._deliveries[scope]
         if settings.url is None:
@@ -102,7 +108,8 @@ class WebhookSender:
         for attempt in range(1, settings.max_attempts + 1):
             headers = {
                 "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(payload, int(self._clock.now(scope)), settings.secrets),
+                # the wall clock's time, not the scope's: a receiver checks it against its own clock
+                SIGNATURE_HEADER: sign(payload, int(time.time()), settings.secrets),
             }
             record: dict[str, Any] = {"event": event["id"], "type": event["type"], "copy": copy, "attempt": attempt}
             try:

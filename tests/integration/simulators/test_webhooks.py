@@ -17,7 +17,7 @@ CHARGE = {"amount": 900, "currency": "eur", "customer": "cus_9"}
 
 def verify(delivery: Delivery, secret: str) -> bool:
     """What a receiver does: recompute HMAC-SHA256 of "t.body" and compare with any of the v1 signatures."""
-    fields = [field.split("=", 1) for field in delivery.headers["Simulator-Signature"].split(",")]
+    fields = [field.split("=", 1) for field in delivery.headers["Stripe-Signature"].split(",")]
     timestamp = next(value for name, value in fields if name == "t")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + delivery.body, hashlib.sha256).hexdigest()
     return any(name == "v1" and hmac.compare_digest(value, expected) for name, value in fields)
@@ -53,7 +53,7 @@ async def test_during_rotation_each_secret_has_its_own_signature(
     await payments_sim.register_webhook(receiver.url, secrets=["whsec_new", "whsec_old"])
     await create(http, payments_sim, headers)
     [delivery] = await receiver.wait_for(1)
-    assert delivery.headers["Simulator-Signature"].count("v1=") == 2
+    assert delivery.headers["Stripe-Signature"].count("v1=") == 2
     assert verify(delivery, "whsec_new")
     assert verify(delivery, "whsec_old")
 
