@@ -22,13 +22,16 @@ from app.dev.embedded_postgres import EmbeddedPostgres
 from app.runtime.migrations import head_revision
 from app.settings import PROVIDERS, ProviderName, Settings, new_token_key, parse_token_keys
 from app.src.api.auth.service import AuthPolicy, AuthService
+from app.src.api.billing.service import BillingPolicy, BillingService
 from app.src.api.catalog.mirror import CatalogMirror
 from app.src.api.catalog.service import CatalogService
 from app.src.api.catalog.sync import CatalogSync, SyncPolicy
 from app.src.api.health.readiness import ReadinessCheck
+from app.src.api.idempotency.keys import IdempotencyKeys
 from app.src.api.maintenance.cleanup import Cleanup, Retention
 from app.src.api.messaging.dispatcher import DispatchPolicy
 from app.src.api.messaging.outbox import Outbox
+from app.src.api.payments_provider.charges import StripeCharges
 from app.src.encryption.passwords import PasswordHasher
 from app.src.encryption.tokens import TokenKeyRing
 from app.src.resilience.client import ProviderClient
@@ -45,6 +48,8 @@ class Services:
     database: Database
     providers: Mapping[ProviderName, ProviderClient]  # a client for each provider whose URL is set
     auth: AuthService
+    billing: BillingService
+    idempotency: IdempotencyKeys
     catalog: CatalogService  # reads from the mirror in memory, which only a serving process follows
     catalog_sync: CatalogSync | None  # None without a catalog provider
     readiness: ReadinessCheck
@@ -83,6 +88,8 @@ async def open_services(
             database=database,
             providers=providers,
             auth=_auth_service(settings, database, hasher, outbox),
+            billing=_billing(settings, database, providers.get("payments"), outbox),
+            idempotency=IdempotencyKeys(database, settings.idempotency_lease_seconds),
             catalog=CatalogService(mirror),
             catalog_sync=_catalog_sync(settings, database, providers.get("catalog")),
             cleanup=Cleanup(database, _retention(settings)),
@@ -127,6 +134,15 @@ def _provider_client(settings: Settings, name: ProviderName, metrics: ProviderMe
     return ProviderClient(name, provider.url, provider.policy, metrics, api_key=provider.api_key)
 
 
+def _billing(settings: Settings, database: Database, provider: ProviderClient | None, outbox: Outbox) -> BillingService:
+    secrets = settings.payments_webhook_secrets
+    policy = BillingPolicy(
+        reconcile_after_seconds=settings.payments_reconcile_after_seconds,
+        webhook_secrets=() if secrets is None else tuple(filter(None, secrets.get_secret_value().split(","))),
+    )
+    return BillingService(database, None if provider is None else StripeCharges(provider), outbox, policy)
+
+
 def _catalog_sync(settings: Settings, database: Database, provider: ProviderClient | None) -> CatalogSync | None:
     if provider is None:
         return None
@@ -145,7 +161,11 @@ def _token_key_ring(settings: Settings) -> TokenKeyRing:
 
 def _retention(settings: Settings) -> Retention:
     days = dt.timedelta(days=1)
-    return Retention(job_runs=settings.job_runs_retention_days * days, messages=settings.outbox_retention_days * days)
+    return Retention(
+        job_runs=settings.job_runs_retention_days * days,
+        messages=settings.outbox_retention_days * days,
+        idempotency_keys=dt.timedelta(hours=settings.idempotency_retention_hours),
+    )
 
 
 def _auth_service(settings: Settings, database: Database, hasher: PasswordHasher, outbox: Outbox) -> AuthService:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.src.database.failures import leave_block
-from app.src.database.read_pool import Reading, ReadPool, RequestReads
+from app.src.database.read_pool import Reading, ReadPool, RequestReads, Transaction
 from app.src.database.unit_of_work import UnitOfWork
 from app.src.utils.logs import module_logger
 
@@ -85,6 +85,17 @@ class Database:
         """`query(connection)` as in `reading()`, run once more on a fresh connection if the first was found dead
         as it was used (cut while idle in the pool): what every read that may be repeated should use."""
         return await self._read_pool.read(query)
+
+    def transaction(self) -> Transaction:
+        """`async with database.transaction() as connection:` one transaction on plain asyncpg, on a connection of
+        its own: committed when the block ends, rolled back when it raises (read_pool.Transaction)."""
+        return self._read_pool.transaction()
+
+    def connection(self) -> Reading:
+        """`async with database.connection() as connection:` a pooled asyncpg connection for this block alone, in
+        autocommit (each statement its own transaction): for single writes that must not hold a request's read
+        connection while the request goes on to call a provider."""
+        return self._read_pool.own_connection()
 
     def request_reads(self) -> RequestReads:
         """Begin a request's reads (the HTTP layer, as a request starts); `await reads.end()` as it ends."""

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     catalog_max_pages: int = Field(default=1000, ge=1)
     catalog_versions_kept: int = Field(default=3, ge=2, le=10)
     catalog_poll_seconds: float = Field(default=5.0, gt=0)
+    idempotency_retention_hours: int = Field(default=24, ge=1, le=24 * 30)
+    idempotency_lease_seconds: float = Field(default=60.0, gt=0)
+    payments_webhook_secrets: SecretStr | None = None
+    payments_reconcile_seconds: int = Field(default=30, ge=1)
+    payments_reconcile_after_seconds: float = Field(default=60.0, gt=0)
     metrics_token: SecretStr | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str | None = None

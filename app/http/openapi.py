@@ -10,6 +10,7 @@ from werkzeug.routing import Rule
 
 from app.http.authentication import is_public
 from app.http.conditional import CONDITIONAL_ATTRIBUTE
+from app.http.documented import HEADERS_ATTRIBUTE
 from app.routes.adapter import Access, access_of
 from app.src.api.common.models.service import Problem
 
@@ -53,6 +54,7 @@ class ProblemDocumentingProvider(OpenAPIProvider):
                 }
                 if (headers := getattr(view, CONDITIONAL_ATTRIBUTE, None)) is not None:
                     _document_conditional(operation, headers)
+                operation["parameters"] = [*operation["parameters"], *getattr(view, HEADERS_ATTRIBUTE, [])]
                 if "requestBody" in operation:
                     operation["requestBody"] = {**operation["requestBody"], "required": True}
                 if guarded:

@@ -16,6 +16,7 @@ from quart import Quart, Response, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
+from app.src.api.billing.service import PaymentDeclinedError
 from app.src.api.common.errors import (
     AuthFailure,
     ConflictError,
@@ -23,6 +24,8 @@ from app.src.api.common.errors import (
     FieldProblem,
     ForbiddenError,
     GoneError,
+    IdempotencyKeyInUseError,
+    IdempotencyKeyReusedError,
     InvalidInputError,
     InvalidParametersError,
     LockedError,
@@ -81,7 +84,7 @@ def _no_headers(error: Any) -> dict[str, str]:
     return {}
 
 
-def _retry_after(error: LockedError | UnavailableError) -> dict[str, str]:
+def _retry_after(error: LockedError | UnavailableError | IdempotencyKeyInUseError) -> dict[str, str]:
     return {"Retry-After": str(error.retry_after)}
 
 
@@ -125,9 +128,12 @@ ANSWERS: dict[type[DomainError], Answer] = {
     NotFoundError: Answer(404),
     GoneError: Answer(410),
     ConflictError: Answer(409),
+    IdempotencyKeyInUseError: Answer(409, headers=_retry_after),
+    IdempotencyKeyReusedError: Answer(422, "Idempotency key reused"),
     LockedError: Answer(429, headers=_retry_after),
     NotReadyError: Answer(503, "Not ready", headers=_retry_after),
     UnavailableError: Answer(503, headers=_retry_after),
+    PaymentDeclinedError: Answer(402, "Payment declined", extensions=lambda error: {"payment_id": error.payment.id}),
 }
 
 
@@ -164,7 +170,7 @@ def problem_response(
     return response
 
 
-async def _domain_error(error: DomainError) -> Response:
+async def domain_error_response(error: DomainError) -> Response:
     answer = answer_for(type(error))
     return problem_response(
         answer.status,
@@ -208,7 +214,7 @@ async def _unhandled(error: Exception) -> Response:
 
 
 def register_error_handlers(app: Quart) -> None:
-    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(DomainError, domain_error_response)
     app.register_error_handler(ProblemError, _problem)
     app.register_error_handler(RequestSchemaValidationError, _querystring_invalid)
     app.register_error_handler(HTTPException, _http_exception)

@@ -11,11 +11,12 @@ from app.routes import auth, billing, catalog, common, docs, links, metrics
 API_PREFIX = "/api"
 _GUARDED = f"{API_PREFIX}/"
 _EXEMPT = (f"{API_PREFIX}/common/", "/metrics")
+_FROM_PROVIDERS = (f"{API_PREFIX}/billing/webhooks/",)  # the provider calls these: its signature is the guard
 
 
 class Access(Enum):
     GUARDED = "guarded"  # /api/*: X-Client-Id, and a bearer token unless the route is @public; shed and rate limited
-    OPEN = "open"  # /links, the OpenAPI document, /docs, unknown paths: no guard, but shed and rate limited
+    OPEN = "open"  # /links, webhooks, the OpenAPI document, /docs, unknown paths: no guard; shed and rate limited
     EXEMPT = "exempt"  # health, readiness, version and /metrics: what probes and scrapers call, never refused
 
 
@@ -24,6 +25,8 @@ def access_of(path: str) -> Access:
     OpenAPI document follow."""
     if path.startswith(_EXEMPT):
         return Access.EXEMPT
+    if path.startswith(_FROM_PROVIDERS):
+        return Access.OPEN
     if path.startswith(_GUARDED):
         return Access.GUARDED
     return Access.OPEN

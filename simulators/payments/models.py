@@ -27,6 +27,7 @@ class RefundRequest(_Input):
     charge: str = Field(min_length=1)
     amount: int | None = Field(default=None, gt=0, description="Omitted: whatever is left to refund.")
     reason: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 
 class Charge(BaseModel):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from app.http.problems import ANSWERS, answer_for, json_pointer
 from app.src.api.common.errors import (
     DomainError,
+    IdempotencyKeyInUseError,
     LockedError,
     NotReadyError,
     UnavailableError,
@@ -35,7 +36,8 @@ def test_a_kind_is_answered_as_its_nearest_mapped_base() -> None:
 
 
 def test_only_answers_that_may_change_on_a_later_try_are_transient() -> None:
-    assert {kind for kind in kinds() if kind.transient} == {LockedError, UnavailableError, NotReadyError}
+    transient = {LockedError, UnavailableError, NotReadyError, IdempotencyKeyInUseError}
+    assert {kind for kind in kinds() if kind.transient} == transient
 
 
 def test_field_locations_become_rfc_6901_pointers() -> None:

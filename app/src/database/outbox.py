@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
@@ -150,3 +152,26 @@ class OutboxRepository:
         return [
             (row.id, row.kind, row.attempts, row.last_error) for row in (await self.session.execute(statement)).all()
         ]
+
+
+class OutboxStatements:
+    """The outbox's admission and writes on a plain asyncpg connection, inside the caller's transaction (the
+    billing paths, which run on asyncpg); the same SQL as OutboxRepository's."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def waiting_at_least(self, count: int) -> bool:
+        found: int = await self._connection.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE status IN ('pending', 'sending') LIMIT $1) AS waiting",
+            count,
+        )
+        return found >= count
+
+    async def add(self, message: Message) -> bool:
+        added = await self._connection.fetchval(
+            "INSERT INTO outbox (kind, about, payload, idempotency_key) VALUES ($1, $2, $3::jsonb, $4) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
+            message.kind, message.about, orjson.dumps(message.payload).decode(), message.idempotency_key,
+        )  # fmt: skip
+        return bool(added)

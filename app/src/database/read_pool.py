@@ -13,6 +13,7 @@ that goes on to call a provider does not sit on a read connection while it waits
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from contextvars import ContextVar, Token
@@ -89,6 +90,13 @@ class ReadPool:
     def reading(self) -> Reading:
         return Reading(self, _request_reads.get())
 
+    def transaction(self) -> Transaction:
+        return Transaction(self)
+
+    def own_connection(self) -> Reading:
+        """A connection of the pool for this block alone, never the request's (which may be held longer)."""
+        return Reading(self, None)
+
     async def release_request_connection(self) -> None:
         """A unit of work begins: the request's read connection, if it holds one, goes back first."""
         reads = _request_reads.get()
@@ -135,6 +143,53 @@ class ReadPool:
                 raise
         async with self.reading() as connection:
             return await query(connection)
+
+
+class Transaction:
+    """`async with database.transaction() as connection:` one transaction on a pooled asyncpg connection of its
+    own (never the request's read connection): committed when the block ends, rolled back when it raises. For the
+    hot write paths (billing), where SQLAlchemy's unit of work costs more than the SQL it runs. A database that
+    cannot serve leaves the block as UnavailableError; a connection whose block was cancelled mid-statement is
+    closed rather than handed to the next caller in an unknown state."""
+
+    __slots__ = ("_connection", "_pool", "_transaction")
+
+    def __init__(self, pool: ReadPool) -> None:
+        self._pool = pool
+        self._connection: asyncpg.Connection | None = None
+        self._transaction: Any = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            self._connection = await self._pool.acquire()
+            self._transaction = self._connection.transaction()
+            await self._transaction.start()
+        except BaseException as error:
+            if self._connection is not None:
+                await self._pool.release(self._connection, broken=True)
+            leave_block(error if isinstance(error, Exception) else None, None)
+            raise
+        return self._connection
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connection, self._connection = self._connection, None
+        assert connection is not None  # noqa: S101 - __aenter__ succeeded
+        ending: Exception | None = None
+        broken = False
+        try:
+            if exc is None:
+                await self._transaction.commit()
+            else:
+                await self._transaction.rollback()
+        except Exception as error:  # noqa: BLE001 - decided below, with the block's own error
+            ending, broken = error, True
+        except BaseException:  # cancelled while committing: the connection's state is unknown
+            await self._pool.release(connection, broken=True)
+            raise
+        await self._pool.release(connection, broken=broken or isinstance(exc, asyncio.CancelledError))
+        leave_block(exc if isinstance(exc, Exception) else None, ending)
 
 
 class Reading:

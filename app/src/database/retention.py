@@ -40,6 +40,17 @@ class RetentionRepository:
         delivered = sa.and_(outbox.c.status == "delivered", outbox.c.delivered_at < _before(kept))
         return await self._count(sa.delete(outbox).where(delivered))
 
+    async def idempotency_keys(self, kept: dt.timedelta) -> int:
+        """Keys past their retention, but for one a request holds right now."""
+        result = await self.session.execute(
+            sa.text(
+                "DELETE FROM idempotency_keys WHERE created_at < now() - CAST(:kept AS interval) "
+                "AND (locked_until IS NULL OR locked_until < now())"
+            ),
+            {"kept": kept},
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def _count(self, statement: sa.Delete) -> int:
         result = await self.session.execute(statement)
         return int(result.rowcount)  # type: ignore[attr-defined]

@@ -15,9 +15,11 @@ import asyncio
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -122,6 +124,7 @@ class ProviderClient:
         path: str,
         *,
         json: Any = None,
+        form: Sequence[tuple[str, str]] | None = None,
         idempotency_key: str | None = None,
         request_id: str | None = None,
         deadline: float | None = None,
@@ -136,10 +139,9 @@ class ProviderClient:
             sent_headers["X-Request-ID"] = request_id
         if idempotency_key is not None:
             sent_headers["Idempotency-Key"] = idempotency_key
-        body = None
-        if json is not None:
-            body = orjson.dumps(json)
-            sent_headers["Content-Type"] = "application/json"
+        body, content_type = _encoded(json, form)
+        if content_type is not None:
+            sent_headers["Content-Type"] = content_type
         retryable = method in self.policy.retry_methods or idempotency_key is not None
         self._budget.record_call()
         attempt = 0
@@ -331,3 +333,12 @@ def _outcome_of(error: ProviderError) -> str:
         (ProviderResponseTooLargeError, "too_large"),
     ]
     return next((label for kind, label in kinds if isinstance(error, kind)), "error")
+
+
+def _encoded(json: Any, form: Sequence[tuple[str, str]] | None) -> tuple[bytes | None, str | None]:
+    """The request body and its Content-Type: JSON, or a form (Stripe's wire format), or none."""
+    if json is not None:
+        return orjson.dumps(json), "application/json"
+    if form is not None:
+        return urlencode(form).encode(), "application/x-www-form-urlencoded"
+    return None, None

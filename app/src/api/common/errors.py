@@ -142,3 +142,20 @@ class NotReadyError(UnavailableError):
     """The service's own foundations (its database, its schema) are not usable yet: it should get no traffic."""
 
     code = "not-ready"
+
+
+class IdempotencyKeyInUseError(ConflictError):
+    """A request with this idempotency key is still running: try again after `retry_after` seconds."""
+
+    code = "idempotency-key-in-use"
+    transient = True
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class IdempotencyKeyReusedError(DomainError):
+    """The idempotency key was first used for another request (other parameters, or another operation)."""
+
+    code = "idempotency-key-reused"

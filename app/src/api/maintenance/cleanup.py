@@ -21,6 +21,7 @@ class Retention:
     login_failures: dt.timedelta = dt.timedelta(hours=1)  # the longest lockout window
     job_runs: dt.timedelta = dt.timedelta(days=7)
     messages: dt.timedelta = dt.timedelta(days=7)  # delivered outbox messages (dead ones stay until looked at)
+    idempotency_keys: dt.timedelta = dt.timedelta(hours=24)
 
 
 class Cleanup:
@@ -38,6 +39,7 @@ class Cleanup:
                 "spent_challenges": await rows.spent_challenges(),
                 "job_runs": await rows.job_runs(self._retention.job_runs),
                 "delivered_messages": await rows.delivered_messages(self._retention.messages),
+                "idempotency_keys": await rows.idempotency_keys(self._retention.idempotency_keys),
             }
             await uow.commit()
         _log.info("cleanup done", **removed)

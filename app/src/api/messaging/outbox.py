@@ -10,6 +10,7 @@ alert) over the bound is not added, and that is counted and logged: nothing is d
 from __future__ import annotations
 
 import datetime as dt
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -19,6 +20,14 @@ from app.src.utils.logs import module_logger
 
 FULL_RETRY_AFTER = 10
 _log = module_logger("outbox")
+
+
+class OutboxTable(Protocol):
+    """The outbox's table inside the caller's transaction: OutboxRepository (SQLAlchemy) or OutboxStatements."""
+
+    async def waiting_at_least(self, count: int) -> bool: ...
+
+    async def add(self, message: Message) -> bool: ...
 
 
 class Outbox:
@@ -32,17 +41,17 @@ class Outbox:
     def unregister(self, registry: CollectorRegistry) -> None:
         registry.unregister(self._refused)
 
-    async def admit(self, repository: OutboxRepository) -> None:
+    async def admit(self, repository: OutboxTable) -> None:
         """Before any effect of work that will cause messages: UnavailableError while the outbox is full."""
         if await repository.waiting_at_least(self._bound):
             raise UnavailableError(
                 "Too many messages wait to be sent; try again shortly.", FULL_RETRY_AFTER, code="outbox-full"
             )
 
-    async def add(self, repository: OutboxRepository, message: Message) -> None:
+    async def add(self, repository: OutboxTable, message: Message) -> None:
         await repository.add(message)
 
-    async def offer(self, repository: OutboxRepository, message: Message) -> bool:
+    async def offer(self, repository: OutboxTable, message: Message) -> bool:
         """A best-effort message: added unless the outbox is full (then counted and logged); whether it was."""
         if await repository.waiting_at_least(self._bound):
             self._refused.labels(message.kind).inc()
