@@ -82,8 +82,8 @@ class Database:
         return self._read_pool.reading()
 
     async def read(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """`query(connection)` as in `reading()`, run once more on a fresh connection if the first was found dead
-        as it was used (cut while idle in the pool): what every read that may be repeated should use."""
+        """`query(connection)` as in `reading()`, run once more on a fresh connection if the first is lost under it
+        (cut while idle in the pool, or while it ran): what every read that may be repeated should use."""
         return await self._read_pool.read(query)
 
     def transaction(self) -> Transaction:

@@ -193,6 +193,10 @@ async def _catalog_sync(services: Services) -> None:
     await services.catalog_sync.run()
 
 
+async def _payments_reconcile(services: Services) -> None:
+    await services.billing.reconcile()
+
+
 def registered_jobs(settings: Settings) -> list[Job]:
     """Every job the worker runs, in the order `python -m app jobs` lists them."""
     jobs = [
@@ -204,6 +208,11 @@ def registered_jobs(settings: Settings) -> list[Job]:
             description="removes ended sessions, old login failures, spent challenges and old job runs",
         ),
     ]
+    if settings.payments_url is not None:
+        every = dt.timedelta(seconds=settings.payments_reconcile_seconds)
+        description = "settles payments whose outcome no request learnt (replay with our key, then search)"
+        jobs.insert(0, Job("payments_reconcile", every, _payments_reconcile, timeout=max(60, 2 * every.total_seconds()),
+                           description=description))  # fmt: skip
     if settings.catalog_url is not None:
         every = dt.timedelta(seconds=settings.catalog_sync_seconds)
         description = "mirrors the catalog provider's products (one transaction a sync)"

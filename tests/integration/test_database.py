@@ -124,7 +124,7 @@ async def test_a_read_outside_a_request_gives_its_connection_back_at_once(opened
     assert opened.read_connections_in_use() == 0
 
 
-async def test_a_read_whose_connection_died_idle_runs_again_on_a_fresh_one(opened: Database) -> None:
+async def test_a_read_whose_connection_is_lost_runs_again_on_a_fresh_one(opened: Database) -> None:
     """The server ended a pooled connection while it sat idle; the next statement on it fails before reaching the
     database (as asyncpg reports it while the end is still in flight). The read runs once more, elsewhere."""
     reads = opened.request_reads()

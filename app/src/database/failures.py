@@ -19,17 +19,17 @@ _DOWN = (
 )
 
 
-# A pooled connection the server ended while it sat idle can look alive until its end is read: the next statement
-# on it fails at once in asyncpg's protocol ("cannot switch to state ..."), before the server sees it. Nothing was
-# done, so a read may run again on another connection. (A cut under a running query is ConnectionDoesNotExistError,
-# one of _DOWN: the server is going away, and the caller hears so.)
-_DIED_IDLE = (asyncpg.InternalClientError,)
+# The connection under a statement was lost: the server ended it (a restart, pg_terminate_backend), while it sat
+# idle in the pool or while the statement ran. asyncpg reports the first as "cannot switch to state ..." when the
+# end is still in flight, else as ConnectionDoesNotExistError, and which one a test sees is a race. Either way a
+# read may run again on a fresh connection: reads change nothing (a write is never run again).
+_CONNECTION_LOST = (asyncpg.InternalClientError, asyncpg.ConnectionDoesNotExistError)
 
 
-def died_idle(error: BaseException | None) -> bool:
-    """Whether `error` (or what it was raised from) is a connection found dead as it was used."""
+def connection_lost(error: BaseException | None) -> bool:
+    """Whether `error` (or what it was raised from) is the loss of the connection under a statement."""
     while error is not None:
-        if isinstance(error, _DIED_IDLE):
+        if isinstance(error, _CONNECTION_LOST):
             return True
         error = error.__cause__
     return False
@@ -48,7 +48,7 @@ def as_unavailable(error: BaseException) -> UnavailableError | None:
             "The database is too busy to answer in time; try again shortly.", BUSY_RETRY_AFTER, code="database-busy"
         )
     lost = isinstance(error, sa.DBAPIError) and error.connection_invalidated
-    if lost or isinstance(cause, _DOWN + _DIED_IDLE) or isinstance(error, OSError | TimeoutError):
+    if lost or isinstance(cause, _DOWN + _CONNECTION_LOST) or isinstance(error, OSError | TimeoutError):
         return UnavailableError(
             "The database cannot be reached; try again shortly.", DOWN_RETRY_AFTER, code="database-unavailable"
         )

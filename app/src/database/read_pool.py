@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from app.src.api.common.errors import UnavailableError
-from app.src.database.failures import BUSY_RETRY_AFTER, died_idle, leave_block
+from app.src.database.failures import BUSY_RETRY_AFTER, connection_lost, leave_block
 
 
 async def _keep_as_is(connection: asyncpg.Connection) -> None:
@@ -45,10 +45,10 @@ class RequestReads:
             self._connection = await self._pool.acquire()
         return self._connection
 
-    async def give_back(self, *, broken: bool = False) -> None:
+    async def give_back(self, *, lost: bool = False) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            await self._pool.release(connection, broken=broken)
+            await self._pool.release(connection, lost=lost)
 
     async def end(self) -> None:
         """The request is over: give the connection back and leave the request's context."""
@@ -123,23 +123,27 @@ class ReadPool:
             ) from None
         return connection
 
-    async def release(self, connection: asyncpg.Connection, *, broken: bool = False) -> None:
-        """Back to the pool; a `broken` connection is closed first, so the pool opens a new one in its place."""
-        if broken:
+    async def release(self, connection: asyncpg.Connection, *, broken: bool = False, lost: bool = False) -> None:
+        """Back to the pool; a `broken` connection is closed first, so the pool opens a new one in its place. One
+        the server `lost` (ended) has the pool's idle connections replaced as they are next taken too: what ended
+        it (a restart, an operator's pg_terminate_backend) most likely ended them."""
+        if broken or lost:
             with suppress(asyncpg.InterfaceError):  # closed and taken back by the pool already: nothing to end
                 connection.terminate()
+        if lost and self._pool is not None:
+            await self._pool.expire_connections()
         if self._pool is not None:
             await self._pool.release(connection)
 
     async def read(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """`query` on a read connection (the request's, as `reading()` gives); if that connection turns out to
-        have died while it sat idle (the server restarted, or ended it), `query` runs once more on a fresh one:
-        nothing reached the database, and a read may be repeated."""
+        """`query` on a read connection (the request's, as `reading()` gives); if that connection is lost under it
+        (the server restarted, or ended it, while it sat idle or while `query` ran), `query` runs once more on a
+        fresh one: a read may be repeated. A database that is really gone fails that second try too (503)."""
         try:
             async with self.reading() as connection:
                 return await query(connection)
         except UnavailableError as error:
-            if not died_idle(error):
+            if not connection_lost(error):
                 raise
         async with self.reading() as connection:
             return await query(connection)
@@ -188,7 +192,8 @@ class Transaction:
         except BaseException:  # cancelled while committing: the connection's state is unknown
             await self._pool.release(connection, broken=True)
             raise
-        await self._pool.release(connection, broken=broken or isinstance(exc, asyncio.CancelledError))
+        lost = connection_lost(exc) or connection_lost(ending)
+        await self._pool.release(connection, broken=broken or isinstance(exc, asyncio.CancelledError), lost=lost)
         leave_block(exc if isinstance(exc, Exception) else None, ending)
 
 
@@ -217,9 +222,9 @@ class Reading:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         connection, self._connection = self._connection, None
-        broken = died_idle(exc)
+        lost = connection_lost(exc)
         if connection is not None:
-            await self._pool.release(connection, broken=broken)
+            await self._pool.release(connection, lost=lost)
         elif exc is not None and self._reads is not None:
-            await self._reads.give_back(broken=broken)  # a connection that failed is not kept for the next read
+            await self._reads.give_back(lost=lost)  # a connection that failed is not kept for the next read
         leave_block(exc, None)

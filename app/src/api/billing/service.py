@@ -22,6 +22,7 @@ import asyncpg
 
 from app.src.api.billing.messages import receipt
 from app.src.api.billing.models import Payment, PaymentPage, PaymentRequest, Refund, RefundRequest
+from app.src.api.billing.reconcile import reconcile
 from app.src.api.billing.webhooks import charge_event, verify
 from app.src.api.common.errors import ConflictError, DomainError, InvalidParametersError, NotFoundError
 from app.src.api.common.providers import ProviderError
@@ -82,10 +83,14 @@ class BillingService:
     def __init__(
         self, database: Database, charges: StripeCharges | None, outbox: Outbox, policy: BillingPolicy
     ) -> None:
-        self._database = database
+        self.database = database
         self._charges = charges
         self._outbox = outbox
         self.policy = policy
+
+    async def reconcile(self) -> dict[str, int]:
+        """The payments_reconcile job's pass (app/src/api/billing/reconcile.py)."""
+        return await reconcile(self, self._provider())
 
     def _provider(self) -> StripeCharges:
         if self._charges is None:
@@ -97,9 +102,9 @@ class BillingService:
         provider = self._provider()
         row = None
         if (made := claim.resource_id) is not None:  # a retry: phase (a) was done
-            row = await self._database.read(lambda connection: payments.payment(connection, made))
+            row = await self.database.read(lambda connection: payments.payment(connection, made))
         if row is None:
-            async with self._database.transaction() as connection:  # phase (a)
+            async with self.database.transaction() as connection:  # phase (a)
                 await self._outbox.admit(OutboxStatements(connection))  # a receipt will follow: admitted now
                 row = await payments.insert_payment(
                     connection, new_id("pay"), user_id, request.amount, request.currency, request.customer,
@@ -125,7 +130,7 @@ class BillingService:
 
     async def record(self, public_id: str, outcome: ChargeOutcome, *, attempts: int = 0) -> payments.PaymentRow | None:
         """Phase (c), in a transaction of its own; the payment as it now is."""
-        async with self._database.transaction() as connection:
+        async with self.database.transaction() as connection:
             return await self._record_in(connection, public_id, outcome, attempts)
 
     async def _record_in(
@@ -153,7 +158,7 @@ class BillingService:
         if event is None or event.status not in ("succeeded", "failed", "pending"):
             return
         outcome = ChargeOutcome(event.status, event.charge_id, event.failure_code)  # type: ignore[arg-type]
-        async with self._database.transaction() as connection:
+        async with self.database.transaction() as connection:
             if not await payments.event_is_new(connection, event.id, event.type, event.charge_id):
                 return
             public_id = event.payment_id or await payments.payment_of_charge(connection, event.charge_id)
@@ -164,15 +169,13 @@ class BillingService:
         return min(self.policy.reconcile_backoff_cap_seconds, self.policy.reconcile_backoff_seconds * 2.0**attempts)
 
     async def payment(self, user_id: int, public_id: str) -> Payment:
-        row = await self._database.read(lambda connection: payments.payment(connection, public_id, user_id))
+        row = await self.database.read(lambda connection: payments.payment(connection, public_id, user_id))
         if row is None:
             raise NotFoundError("No payment of yours has this id.", code="no-such-payment")
         return as_payment(row)
 
     async def payments(self, user_id: int, limit: int, cursor: str | None) -> PaymentPage:
-        rows = await self._database.read(
-            lambda connection: payments.payments_of(connection, user_id, limit + 1, cursor)
-        )
+        rows = await self.database.read(lambda connection: payments.payments_of(connection, user_id, limit + 1, cursor))
         if cursor is not None and not rows and not await self._owns(user_id, cursor):
             raise InvalidParametersError("The cursor is not one this listing gave.", [])
         page = rows[:limit]
@@ -181,7 +184,7 @@ class BillingService:
         )
 
     async def _owns(self, user_id: int, public_id: str) -> bool:
-        return await self._database.read(lambda c: payments.payment(c, public_id, user_id)) is not None
+        return await self.database.read(lambda c: payments.payment(c, public_id, user_id)) is not None
 
     async def refund(self, user_id: int, payment_id: str, request: RefundRequest, claim: Claim) -> Refund:
         """A refund of the user's payment, never beyond what is left of it (refunds made at the same time
@@ -189,9 +192,9 @@ class BillingService:
         provider = self._provider()
         found = None
         if (made := claim.resource_id) is not None:
-            found = await self._database.read(lambda connection: payments.refund(connection, made))
+            found = await self.database.read(lambda connection: payments.refund(connection, made))
         if found is None:
-            async with self._database.transaction() as connection:
+            async with self.database.transaction() as connection:
                 reserved = await payments.reserve_refund(connection, new_id("re"), payment_id, user_id, request.amount)
                 if isinstance(reserved, str):
                     raise _refused(reserved)
@@ -206,7 +209,7 @@ class BillingService:
         except ProviderError as error:
             _log.warning("refund outcome unknown", refund_id=row.public_id, error=type(error).__name__)
             return as_refund(row)
-        async with self._database.transaction() as connection:
+        async with self.database.transaction() as connection:
             await payments.settle_refund(
                 connection, row.public_id, outcome.succeeded, outcome.refund_id, outcome.reason
             )
