@@ -3,6 +3,7 @@ the database and the provider hold afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -13,16 +14,19 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from aiohttp import web
 from pydantic import SecretStr
 from quart.typing import TestClientProtocol as HttpClient
 from sqlalchemy import make_url
 
 from app.http.factory import create_app
+from app.http.services import services_of
 from app.settings import Settings
 from simulators.client import SimulatorClient
 from simulators.server import BackgroundSimulator, build
 from tests.integration.auth_support import User, auth_settings, serve
 from tests.support.postgres import truncate_all
+from tests.support.processes import free_port
 from tests.support.simulator_fixtures import API_KEY
 
 WEBHOOK_SECRET = "whsec_billing_test"
@@ -91,3 +95,61 @@ def signature(body: bytes, secret: str = WEBHOOK_SECRET, at: float | None = None
     timestamp = int(time.time() if at is None else at)
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
+
+
+async def settle_everything(env: Billing, rounds: int = 20) -> None:
+    """Run the reconcile job until no payment is processing (its schedule brought forward; the provider's clock
+    moved on past any pending settlement), as the worker would over the next minutes."""
+    billing_service = services_of(env.client.app).billing
+    for _ in range(rounds):
+        if not await env.rows("SELECT 1 FROM payments WHERE status = 'processing'"):
+            return
+        await env.rows("UPDATE payments SET reconcile_at = now() WHERE reconcile_at IS NOT NULL")
+        await env.sim.advance_clock(60)
+        await billing_service.reconcile()
+    raise AssertionError("payments still processing after reconciliation")
+
+
+async def told_of(response: Any) -> tuple[str, str] | None:
+    """The payment id and status an answer told the client, if it told of one."""
+    body = await response.get_json()
+    if response.status_code in (201, 202):
+        return body["id"], body["status"]
+    if response.status_code == 402:
+        return body["payment_id"], "failed"
+    return None
+
+
+@asynccontextmanager
+async def webhook_relay(env: Billing) -> AsyncIterator[str]:
+    """A real HTTP endpoint for the simulator's webhooks, handing each to the app under test as it came (the app
+    serves in-process here); the URL to register."""
+
+    async def forward(request: web.Request) -> web.Response:
+        headers = {"Content-Type": "application/json"}
+        if (signed := request.headers.get("Stripe-Signature")) is not None:
+            headers["Stripe-Signature"] = signed
+        answer = await env.client.post("/api/billing/webhooks/payments", data=await request.read(), headers=headers)
+        return web.Response(status=answer.status_code, body=await answer.get_data())
+
+    app = web.Application()
+    app.router.add_post("/hook", forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/hook"
+    finally:
+        await runner.cleanup()
+
+
+async def until_deliveries_end(env: Billing, copies: int, within: float = 20) -> list[dict[str, Any]]:
+    """Until `copies` copies of events were each delivered or dropped (the simulator's log: polled); the log."""
+    async with asyncio.timeout(within):
+        while True:
+            log = await env.sim.webhook_deliveries()
+            ended = {(entry["event"], entry["copy"]) for entry in log if entry["outcome"] in ("delivered", "dropped")}
+            if len(ended) >= copies:
+                return log
+            await asyncio.sleep(0.1)

@@ -94,8 +94,9 @@ class ReadPool:
         return Transaction(self)
 
     def own_connection(self) -> Reading:
-        """A connection of the pool for this block alone, never the request's (which may be held longer)."""
-        return Reading(self, None)
+        """A connection of the pool for this block alone; the request's read connection goes back first (a
+        request that writes goes on to call out, often: it must not sit on two connections meanwhile)."""
+        return Reading(self, None, release_request_first=True)
 
     async def release_request_connection(self) -> None:
         """A unit of work begins: the request's read connection, if it holds one, goes back first."""
@@ -165,6 +166,7 @@ class Transaction:
 
     async def __aenter__(self) -> asyncpg.Connection:
         try:
+            await self._pool.release_request_connection()  # not held while the request goes on to write (and call out)
             self._connection = await self._pool.acquire()
             self._transaction = self._connection.transaction()
             await self._transaction.start()
@@ -201,15 +203,18 @@ class Reading:
     """`async with database.reading() as connection:` the request's read connection (or one of its own outside a
     request); a database that cannot serve leaves the block as UnavailableError."""
 
-    __slots__ = ("_connection", "_pool", "_reads")
+    __slots__ = ("_connection", "_pool", "_reads", "_release_request_first")
 
-    def __init__(self, pool: ReadPool, reads: RequestReads | None) -> None:
+    def __init__(self, pool: ReadPool, reads: RequestReads | None, *, release_request_first: bool = False) -> None:
         self._pool = pool
         self._reads = reads
+        self._release_request_first = release_request_first
         self._connection: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
         try:
+            if self._release_request_first:
+                await self._pool.release_request_connection()
             if self._reads is not None:
                 return await self._reads.connection()
             self._connection = await self._pool.acquire()
