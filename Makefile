@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-catalog bench-outbox bench-sim bench-resilience bench-auth wrk h2load clean
+.PHONY: help run test check lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-catalog bench-outbox bench-billing bench-sim bench-resilience bench-auth wrk h2load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench-read: $(SYNCED) wrk h2load ## GET /api/auth/me vs plain asyncpg doing the 
 
 h2load:
 	@command -v h2load >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nghttp2-client; } || { echo "install h2load (Debian package nghttp2-client)"; exit 1; }
+
+bench-billing: $(SYNCED) wrk ## GET and POST /api/billing/payments vs a minimal app doing the same SQL and provider call
+	$(RUN) python -m bench.billing
 
 bench-catalog: $(SYNCED) wrk ## GET /api/catalog/items (page of 20) and /items/{id} vs a minimal Quart + quart-schema app
 	$(RUN) python -m bench.catalog

@@ -10,6 +10,8 @@ alert) over the bound is not added, and that is counted and logged: nothing is d
 from __future__ import annotations
 
 import datetime as dt
+import math
+import time
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -19,6 +21,7 @@ from app.src.database.outbox import Message, OutboxRepository
 from app.src.utils.logs import module_logger
 
 FULL_RETRY_AFTER = 10
+ADMIT_CHECK_SECONDS = 1.0
 _log = module_logger("outbox")
 
 
@@ -33,6 +36,8 @@ class OutboxTable(Protocol):
 class Outbox:
     def __init__(self, bound: int, registry: CollectorRegistry) -> None:
         self._bound = bound
+        self._full = False
+        self._checked_at = -math.inf
         self._refused = Counter(
             "outbox_refused", "Best-effort messages not added because the outbox was full", ["kind"],
             registry=registry,
@@ -42,8 +47,14 @@ class Outbox:
         registry.unregister(self._refused)
 
     async def admit(self, repository: OutboxTable) -> None:
-        """Before any effect of work that will cause messages: UnavailableError while the outbox is full."""
-        if await repository.waiting_at_least(self._bound):
+        """Before any effect of work that will cause messages: UnavailableError while the outbox is full. The
+        count is taken at most once per ADMIT_CHECK_SECONDS in a process (it reads up to `bound` rows, and it is
+        the same answer for every request meanwhile): the bound may be passed by what a second admits."""
+        now = time.monotonic()
+        if now - self._checked_at >= ADMIT_CHECK_SECONDS:
+            self._full = await repository.waiting_at_least(self._bound)
+            self._checked_at = now
+        if self._full:
             raise UnavailableError(
                 "Too many messages wait to be sent; try again shortly.", FULL_RETRY_AFTER, code="outbox-full"
             )
