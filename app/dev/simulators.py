@@ -15,6 +15,7 @@ from app.runtime.shutdown import signals_held
 from app.settings import PROVIDERS, Settings
 
 SIMULATOR_API_KEY = "sk_test_proving_ground"
+SIMULATOR_WEBHOOK_SECRET = "whsec_proving_ground"  # noqa: S105 - the simulators' published default
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -67,6 +68,8 @@ def simulated_providers(settings: Settings) -> Iterator[Settings]:
         for name in wanted:
             updates[f"{name}_url"] = f"http://127.0.0.1:{ports[name]}"
             updates[f"{name}_api_key"] = SecretStr(SIMULATOR_API_KEY)
+        if "payments" in wanted and settings.payments_webhook_secrets is None:
+            updates["payments_webhook_secrets"] = SecretStr(SIMULATOR_WEBHOOK_SECRET)
         yield settings.model_copy(update=updates)
     finally:
         _stop(processes)

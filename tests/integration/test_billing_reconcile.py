@@ -9,6 +9,7 @@ from app.http.services import services_of
 from app.settings import Settings
 from app.src.resilience.policy import ProviderPolicy
 from tests.integration.billing_support import PAYMENT, Billing, billing
+from tests.support.billing_invariants import check_billing_invariants
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +105,24 @@ async def test_with_the_provider_down_the_job_backs_off_and_changes_nothing_else
         await env.sim.clear_faults()
         assert await reconcile_now(env) == {"succeeded": 1}
         assert await status_of(env, payment_id) == ("succeeded", None)
+
+
+@pytest.mark.requirement("NFR-1")
+async def test_a_refund_whose_answer_was_lost_is_settled_by_replaying_its_key(
+    settings: Settings, database_uri: str
+) -> None:
+    async with billing(settings, database_uri, payments_policy=ONE_ATTEMPT) as env:
+        payment = await (await env.pay("order-7")).get_json()
+        await env.sim.add_fault(route="/v1/refunds", method="POST", action={"kind": "drop_after_commit"}, times=1)
+        path = f"/api/billing/payments/{payment['id']}/refunds"
+        lost = await env.client.post(path, json={"amount": 300}, headers=env.headers("refund-1"))
+        assert lost.status_code == 202
+        assert (await lost.get_json())["status"] == "processing"
+        await env.rows("UPDATE refunds SET updated_at = now() - interval '1 hour'")
+        assert await reconcile_now(env) == {"refund_succeeded": 1}
+        [refund] = await env.rows("SELECT status FROM refunds")
+        assert refund["status"] == "succeeded"
+        [charge] = await env.provider_charges()
+        assert charge["amount_refunded"] == 300  # refunded once, though asked twice
+        told = {payment["id"]: "succeeded"}
+        assert await check_billing_invariants(database_uri, env.sim.base_url, told) == {"succeeded": 1}

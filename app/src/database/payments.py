@@ -181,3 +181,23 @@ async def settle_refund(connection: asyncpg.Connection, public_id: str, succeede
             "UPDATE payments SET amount_refunded = amount_refunded - $2, updated_at = now() WHERE id = $1",
             row["payment_id"], row["amount"],
         )  # fmt: skip
+
+
+async def refunds_due(
+    connection: asyncpg.Connection, quiet_seconds: float, limit: int
+) -> list[tuple[RefundRow, str, float]]:
+    """Refunds still processing that nothing touched for `quiet_seconds`, oldest first: each with the charge it
+    refunds and its age in seconds."""
+    rows = await connection.fetch(
+        "SELECT r.public_id, p.public_id, r.amount, r.status, r.refund_id, r.created_at, p.charge_id, "
+        "extract(epoch FROM now() - r.created_at)::float8 FROM refunds r JOIN payments p ON p.id = r.payment_id "
+        "WHERE r.status = 'processing' AND r.updated_at <= now() - make_interval(secs => $1) "
+        "ORDER BY r.updated_at LIMIT $2",
+        quiet_seconds, limit,
+    )  # fmt: skip
+    return [(RefundRow(*row[:6]), row[6], row[7]) for row in rows]
+
+
+async def touch_refund(connection: asyncpg.Connection, public_id: str) -> None:
+    """Looked at, outcome still unknown: the job comes back after the quiet time."""
+    await connection.execute("UPDATE refunds SET updated_at = now() WHERE public_id = $1", public_id)

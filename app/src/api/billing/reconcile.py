@@ -3,7 +3,7 @@ the request died between phases, the client never retried, a pending charge whos
 the way Stripe's guidance says: while the provider keeps our idempotency key, the create call is replayed with
 the same key and parameters (it answers with the original result, or makes the one charge now); past that, the
 charge is looked up by the payment id we put in its metadata, and a payment with no charge by then never was
-charged. A charge whose id we know is simply read."""
+charged. A charge whose id we know is simply read. Refunds left processing are replayed with their own key."""
 
 from __future__ import annotations
 
@@ -40,9 +40,38 @@ async def reconcile(billing: BillingService, provider: StripeCharges, now: dt.da
             continue
         settled = await billing.record(row.public_id, outcome, attempts=attempts)
         counts[settled.status if settled is not None and settled.status != "processing" else "pending"] += 1
-    if due:
+    await _refunds(billing, provider, counts)
+    if counts:
         _log.info("payments reconciled", **counts)
     return dict(counts)
+
+
+async def _refunds(billing: BillingService, provider: StripeCharges, counts: Counter[str]) -> None:
+    """Refunds whose outcome no request learnt: the refund call replayed with its key (the provider answers as
+    it did, or refunds once now). Past the provider's key window a refund is left processing and logged: only
+    an operator can tell it then."""
+    quiet = billing.policy.reconcile_after_seconds
+    due = await billing.database.read(lambda connection: payments.refunds_due(connection, quiet, BATCH))
+    for refund, charge_id, age in due:
+        if age >= billing.policy.provider_keeps_keys_seconds:
+            _log.error("refund outcome unknown past the provider's key window", refund_id=refund.public_id)
+            counts["refund_stuck"] += 1
+            async with billing.database.transaction() as connection:
+                await payments.touch_refund(connection, refund.public_id)
+            continue
+        try:
+            outcome = await provider.refund(refund.public_id, charge_id, refund.amount)
+        except ProviderError as error:
+            _log.warning("reconcile: refund outcome still unknown", refund_id=refund.public_id,
+                         error=type(error).__name__)  # fmt: skip
+            async with billing.database.transaction() as connection:
+                await payments.touch_refund(connection, refund.public_id)
+            counts["refund_unknown"] += 1
+            continue
+        async with billing.database.transaction() as connection:
+            await payments.settle_refund(connection, refund.public_id, outcome.succeeded, outcome.refund_id,
+                                         outcome.reason)  # fmt: skip
+        counts["refund_succeeded" if outcome.succeeded else "refund_failed"] += 1
 
 
 async def _outcome(
