@@ -91,7 +91,16 @@ async def test_keys_are_scoped_by_user_and_client(settings: Settings, database_u
         from_another_client = await env.pay("shared", client_id="mobile-2")
         assert from_another_client.status_code == 201
         assert "Idempotent-Replayed" not in from_another_client.headers
-        assert len(await env.provider_charges()) == 2
+
+        eve = User(env.client, "eve@example.org")  # the same client id as ada's first request, another user
+        assert (await eve.register()).status_code == 202
+        eve_token = (await eve.tokens())["access_token"]
+        from_another_user = await env.pay("shared", token=eve_token)
+        assert from_another_user.status_code == 201
+        assert "Idempotent-Replayed" not in from_another_user.headers
+        ids = {(await response.get_json())["id"] for response in (from_another_client, from_another_user)}
+        assert len(ids) == 2
+        assert len(await env.provider_charges()) == 3
 
 
 @pytest.mark.requirement("NFR-1")
