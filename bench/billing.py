@@ -40,7 +40,7 @@ def _call(url: str, body: dict[str, object] | None = None, headers: dict[str, st
     data = None if body is None else json.dumps(body).encode()
     sent = {"Content-Type": "application/json", "X-Client-Id": "bench", **(headers or {})}
     request = urllib.request.Request(url, data=data, headers=sent)  # noqa: S310 - loopback only
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # nosec B310 # noqa: S310
         answer: dict[str, str] = json.loads(response.read())
         return answer
 

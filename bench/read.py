@@ -31,7 +31,7 @@ def _post(url: str, body: dict[str, str]) -> dict[str, str]:
     request = urllib.request.Request(  # noqa: S310 - loopback only
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", "X-Client-Id": "bench"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # nosec B310 # noqa: S310
         answer: dict[str, str] = json.loads(response.read())
         return answer
 

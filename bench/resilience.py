@@ -138,7 +138,7 @@ async def amplification(base: str, calls: int, concurrency: int) -> dict[str, tu
 
 def _control(base: str, method: str, path: str, body: bytes | None = None) -> None:
     request = urllib.request.Request(base + path, data=body, method=method)  # noqa: S310 - loopback only
-    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+    urllib.request.urlopen(request, timeout=10).close()  # nosec B310 # noqa: S310
 
 
 def main() -> None:

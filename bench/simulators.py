@@ -28,7 +28,7 @@ FAULTS: dict[str, dict[str, object] | None] = {
 def _control(base: str, method: str, path: str, body: object = None) -> object:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data=data, method=method)  # noqa: S310 - loopback only
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310 # noqa: S310
         text = response.read()
         return json.loads(text) if text else None
 

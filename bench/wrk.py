@@ -65,7 +65,7 @@ def pinned_server(
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(ready_url, timeout=1):  # noqa: S310 - loopback only
+                with urllib.request.urlopen(ready_url, timeout=1):  # nosec B310 # noqa: S310 - loopback only
                     break
             except urllib.error.HTTPError as answered:
                 if answered.code == ready_status:

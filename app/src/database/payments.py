@@ -48,7 +48,7 @@ async def insert_payment(
 ) -> PaymentRow:  # fmt: skip
     """A new payment, processing; the reconcile job looks at it after `reconcile_after` seconds unless settled."""
     row = await connection.fetchrow(
-        "INSERT INTO payments (public_id, user_id, amount, currency, customer, description, reconcile_at) "  # noqa: S608 - _PAYMENT is a constant column list
+        "INSERT INTO payments (public_id, user_id, amount, currency, customer, description, reconcile_at) "  # nosec B608 # noqa: S608 - _PAYMENT is a constant column list
         f"VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7)) RETURNING {_PAYMENT}",
         public_id, user_id, amount, currency, customer, description, reconcile_after,
     )  # fmt: skip
@@ -58,7 +58,7 @@ async def insert_payment(
 async def payment(connection: asyncpg.Connection, public_id: str, user_id: int | None = None) -> PaymentRow | None:
     """The payment; with `user_id`, only if it is that user's."""
     row = await connection.fetchrow(
-        f"SELECT {_PAYMENT} FROM payments WHERE public_id = $1 AND ($2::bigint IS NULL OR user_id = $2)",  # noqa: S608 - _PAYMENT is a constant column list
+        f"SELECT {_PAYMENT} FROM payments WHERE public_id = $1 AND ($2::bigint IS NULL OR user_id = $2)",  # nosec B608 # noqa: S608 - _PAYMENT is a constant column list
         public_id, user_id,
     )  # fmt: skip
     return None if row is None else PaymentRow(*row)
@@ -67,7 +67,7 @@ async def payment(connection: asyncpg.Connection, public_id: str, user_id: int |
 async def payments_of(connection: asyncpg.Connection, user_id: int, limit: int, before: str | None) -> list[PaymentRow]:
     """The user's payments, newest first; after the one `before` names, when given."""
     rows = await connection.fetch(
-        f"SELECT {_PAYMENT} FROM payments WHERE user_id = $1 "  # noqa: S608 - _PAYMENT is a constant column list
+        f"SELECT {_PAYMENT} FROM payments WHERE user_id = $1 "  # nosec B608 # noqa: S608 - _PAYMENT is a constant column list
         "AND ($3::text IS NULL OR id < (SELECT id FROM payments WHERE public_id = $3 AND user_id = $1)) "
         "ORDER BY id DESC LIMIT $2",
         user_id, limit, before,
@@ -80,7 +80,7 @@ async def settle(
 ) -> PaymentRow | None:
     """Processing becomes `status` (succeeded or failed); None when it was settled already."""
     row = await connection.fetchrow(
-        "UPDATE payments SET status = $2, charge_id = coalesce(charge_id, $3), failure_code = $4, "  # noqa: S608 - _PAYMENT is a constant column list
+        "UPDATE payments SET status = $2, charge_id = coalesce(charge_id, $3), failure_code = $4, "  # nosec B608 # noqa: S608 - _PAYMENT is a constant column list
         f"reconcile_at = NULL, updated_at = now() WHERE public_id = $1 AND status = 'processing' RETURNING {_PAYMENT}",
         public_id, status, charge_id, failure_code,
     )  # fmt: skip
@@ -102,7 +102,7 @@ async def still_processing(
 async def due_for_reconciling(connection: asyncpg.Connection, limit: int) -> list[tuple[PaymentRow, int]]:
     """Payments whose outcome the reconcile job should look for now, oldest first, with its attempts so far."""
     rows = await connection.fetch(
-        f"SELECT {_PAYMENT}, reconcile_attempts FROM payments WHERE reconcile_at <= now() "  # noqa: S608 - _PAYMENT is a constant column list
+        f"SELECT {_PAYMENT}, reconcile_attempts FROM payments WHERE reconcile_at <= now() "  # nosec B608 # noqa: S608 - _PAYMENT is a constant column list
         "ORDER BY reconcile_at LIMIT $1",
         limit,
     )
