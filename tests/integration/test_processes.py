@@ -52,8 +52,16 @@ async def test_serve_answers_over_verified_https_and_stops_cleanly_on_sigterm(
         with pytest.raises(aiohttp.ClientError):
             async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/api/common/health"):
                 pass
+        assert await probe(environment) == 0  # the container's HEALTHCHECK, over TLS
         assert await service.terminate() == 0
     assert any("Application shutdown complete" in line for line in service.output)
+    assert await probe(environment) == 1
+
+
+async def probe(environment: dict[str, str]) -> int | None:
+    """`python -m app.runtime.probe` as the image's HEALTHCHECK runs it; its exit code."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "app.runtime.probe", env=environment)
+    return await asyncio.wait_for(process.wait(), timeout=30)
 
 
 @pytest.mark.parametrize(
