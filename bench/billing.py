@@ -23,11 +23,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import asyncpg
-
 from app.dev.embedded_postgres import embedded_postgres
 from app.runtime.migrations import upgrade
 from app.settings import new_token_key
+from bench.sessions import bearer_script, latest_session
 from bench.wrk import LOAD_CORE, ROOT, Run, free_port, load_arguments, pinned_server, wrk
 
 API_KEY = "sk_test_proving_ground"
@@ -51,23 +50,6 @@ def _account(database_uri: str) -> None:
         text=True, check=True, capture_output=True, timeout=60, cwd=ROOT,
         env={**os.environ, "PROFILE": "test", "DB_URI": database_uri},
     )  # fmt: skip
-
-
-def _session_of(database_uri: str) -> str:
-    async def latest() -> str:
-        connection = await asyncpg.connect(database_uri)
-        try:
-            return str(await connection.fetchval("SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1"))
-        finally:
-            await connection.close()
-
-    return asyncio.run(latest())
-
-
-def _read_script(token: str, directory: Path) -> Path:
-    script = directory / "read.lua"
-    script.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\nwrk.headers["X-Client-Id"] = "bench"\n')
-    return script
 
 
 def _create_script(token: str, directory: Path) -> Path:
@@ -127,7 +109,7 @@ def main() -> None:
             auth = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
             payment_id = _call(f"{service}{CREATE}", PAYMENT, auth)["id"]
             floor_env = {
-                **os.environ, "BENCH_DB_URI": database_uri, "BENCH_SESSION_ID": _session_of(database_uri),
+                **os.environ, "BENCH_DB_URI": database_uri, "BENCH_SESSION_ID": latest_session(database_uri),
                 "BENCH_PAYMENTS_URL": sim_url, "BENCH_PAYMENTS_API_KEY": API_KEY,
             }  # fmt: skip
             floor_command = ["-m", "uvicorn", "bench.billing_app:app", "--port", str(floor_port), *uvicorn_flags]
@@ -137,7 +119,7 @@ def main() -> None:
                 read_path = f"{CREATE}/{payment_id}"
                 reads: dict[str, list[Run]] = {name: [] for name in sides}
                 creates: dict[str, list[Run]] = {name: [] for name in sides}
-                read_script = _read_script(token, directory)
+                read_script = bearer_script(token, directory / "read.lua")
                 for base, _ in sides.values():  # warm-up
                     wrk(base + read_path, 2, arguments.connections, read_script)
                     wrk(base + CREATE, 2, arguments.connections, _create_script(token, directory))

@@ -21,6 +21,7 @@ from pathlib import Path
 from app.dev.embedded_postgres import embedded_postgres
 from app.runtime.migrations import upgrade
 from app.settings import new_token_key
+from bench.sessions import bearer_script, latest_session
 from bench.wrk import LOAD_CORE, ROOT, Run, free_port, load_arguments, pinned_server, wrk
 
 ROUTE = "/api/auth/me"
@@ -39,25 +40,6 @@ def _post(url: str, body: dict[str, str]) -> dict[str, str]:
 def _signed_in(base: str) -> str:
     _post(f"{base}/api/auth/register", ACCOUNT)
     return _post(f"{base}/api/auth/login", {"email": ACCOUNT["email"], "password": ACCOUNT["password"]})["access_token"]
-
-
-def _session_of(database_uri: str) -> str:
-    async def latest() -> str:
-        import asyncpg
-
-        connection = await asyncpg.connect(database_uri)
-        try:
-            return str(await connection.fetchval("SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1"))
-        finally:
-            await connection.close()
-
-    return asyncio.run(latest())
-
-
-def _script(token: str, directory: Path) -> Path:
-    script = directory / "me.lua"
-    script.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\nwrk.headers["X-Client-Id"] = "bench"\n')
-    return script
 
 
 def _paced(url: str, token: str, rate: float, seconds: int, directory: Path) -> list[float]:
@@ -88,11 +70,11 @@ def main() -> None:
         service_url = f"http://127.0.0.1:{service_port}"
         with pinned_server(["-m", "app", "serve"], f"{service_url}/api/common/health", service_env):
             token = _signed_in(service_url)
-            session_id = _session_of(database_uri)
+            session_id = latest_session(database_uri)
             floor_env = {**os.environ, "BENCH_DB_URI": database_uri, "BENCH_SESSION_ID": session_id}
             floor = ["-m", "uvicorn", "bench.read_app:app", "--port", str(floor_port), *uvicorn_flags]
             floor_url = f"http://127.0.0.1:{floor_port}{ROUTE}"
-            script = _script(token, directory)
+            script = bearer_script(token, directory / "me.lua")
             with pinned_server(floor, f"http://127.0.0.1:{floor_port}/nothing-here", floor_env, ready_status=404):
                 results: dict[str, list[Run]] = {"minimal asyncpg": [], "full stack": []}
                 for url in (floor_url, service_url + ROUTE):
