@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check ci-static compose-smoke lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-catalog bench-outbox bench-billing bench-sim bench-resilience bench-auth wrk h2load clean
+.PHONY: help run test check ci-static compose-smoke test-compose lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-catalog bench-outbox bench-billing bench-sim bench-resilience bench-auth wrk h2load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ check: lint typecheck test ## ruff lint + format check + import layers + mypy --
 
 compose-smoke: $(SYNCED) ## Build the images (on local Debian bases when no registry answers) and bring compose.yaml up: healthy, ready over TLS
 	./ci/with-docker ./ci/compose-smoke
+
+test-compose: $(SYNCED) ## The unit, integration and chaos suites in the compose test topology (containers' PostgreSQL and simulators)
+	./ci/with-docker ./ci/compose-tests
 
 ci-static: $(SYNCED) ## What CI checks without a container engine or a vulnerability database (ci/lint .. ci/security)
 	./ci/lint && ./ci/format && ./ci/types && ./ci/imports && ./ci/security

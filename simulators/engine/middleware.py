@@ -53,8 +53,17 @@ class FaultInjectionMiddleware:
         extras[VERDICT_KEY] = verdict
         extras[ENTRY_KEY] = entry
         entry.fault = verdict.fault
+
+        async def journalled(message: Any) -> None:
+            """The status goes into the journal as the answer starts: a client that has its answer may read the
+            journal at once and must find it there."""
+            if message["type"] == "http.response.start":
+                entry.status = message["status"]
+            await send(message)
+
         try:
-            entry.status = await self._respond(scope, _replay(body, receive), receive, send, verdict)
+            status = await self._respond(scope, _replay(body, receive), receive, journalled, verdict)
+            entry.status = status if status is not None else entry.status
         finally:
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
 

@@ -117,10 +117,12 @@ async def _pages_asked(sim: SimulatorClient, at_least: int) -> bool:
 
 
 async def _lock_holders(connection: asyncpg.Connection) -> list[int]:
-    """The backends holding the job's lock (a bigint advisory key shows as its two 32-bit halves)."""
+    """The backends holding the job's lock in this test's database (a bigint advisory key shows as its two 32-bit
+    halves; other databases on the server, another test's, hold locks of the same key)."""
     key = lock_key("catalog_sync") & 0xFFFFFFFFFFFFFFFF
     rows = await connection.fetch(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND classid::text::bigint = $1 AND objid::text::bigint = $2",
         key >> 32, key & 0xFFFFFFFF,
     )  # fmt: skip

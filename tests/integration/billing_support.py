@@ -26,7 +26,7 @@ from simulators.client import SimulatorClient
 from simulators.server import BackgroundSimulator, build
 from tests.integration.auth_support import User, auth_settings, serve
 from tests.support.postgres import truncate_all
-from tests.support.processes import free_port
+from tests.support.processes import callback_host, free_port
 from tests.support.simulator_fixtures import API_KEY
 
 WEBHOOK_SECRET = "whsec_billing_test"
@@ -137,9 +137,10 @@ async def webhook_relay(env: Billing) -> AsyncIterator[str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    host = callback_host()
+    await web.TCPSite(runner, host, port).start()
     try:
-        yield f"http://127.0.0.1:{port}/hook"
+        yield f"http://{host}:{port}/hook"
     finally:
         await runner.cleanup()
 

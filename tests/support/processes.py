@@ -21,6 +21,13 @@ from app.settings import Settings
 STARTED_LINE = "Uvicorn running on"
 
 
+def callback_host() -> str:
+    """Where a simulator reaches an endpoint of the test's own (a webhook receiver): loopback, unless the simulators
+    run elsewhere (a compose topology sets TEST_CALLBACK_HOST=auto: this container's own address)."""
+    host = os.environ.get("TEST_CALLBACK_HOST", "127.0.0.1")
+    return socket.gethostbyname(socket.gethostname()) if host == "auto" else host
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

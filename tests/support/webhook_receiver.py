@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.support.processes import free_port
+from tests.support.processes import callback_host, free_port
 
 
 @dataclass
@@ -45,6 +45,7 @@ async def start_receiver() -> tuple[WebhookReceiver, web.AppRunner]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    receiver.url = f"http://127.0.0.1:{port}/webhooks"
+    host = callback_host()
+    await web.TCPSite(runner, host, port).start()
+    receiver.url = f"http://{host}:{port}/webhooks"
     return receiver, runner
