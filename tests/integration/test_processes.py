@@ -72,7 +72,8 @@ async def probe(environment: dict[str, str]) -> int | None:
 async def test_dev_serves_https_on_embedded_postgres_and_a_stop_signal_stops_both(
     tmp_path: Path, signal_number: int, again_at: str | None
 ) -> None:
-    port, simulators = free_port(), free_port_run(3)
+    port = free_port_run(4)  # the API's, then the three simulators': all below the ephemeral range
+    simulators = port + 1
     environment = clean_environment(
         LISTEN_PORT=str(port), DATA_DIR=str(tmp_path / "data"), SIMULATOR_BASE_PORT=str(simulators)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import ssl
@@ -36,12 +37,21 @@ def free_port() -> int:
 
 
 def free_port_run(length: int) -> int:
-    """The first of `length` consecutive free ports."""
-    for _ in range(100):
-        first = free_port()
-        if first + length <= 65535 and all(_bindable(first + offset) for offset in range(1, length)):
+    """The first of `length` consecutive free ports, below the kernel's ephemeral range: a port taken from that
+    range may be handed to any other test's socket before the process that asked for it binds it."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        first = random.randrange(10_000, low - length)
+        if all(_bindable(first + offset) for offset in range(length)):
             return first
     raise RuntimeError(f"no {length} consecutive free ports found")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _bindable(port: int) -> bool:
