@@ -97,6 +97,7 @@ class Scheduler:
         self._worker = worker
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def start(self) -> None:
         for job in self._jobs:
@@ -110,7 +111,9 @@ class Scheduler:
 
     async def stop(self, grace: float) -> None:
         """No new runs; the running ones get `grace` seconds to end, then are cancelled."""
+        self._stopping = True
         self._scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)  # a tick handed to the loop just before the shutdown starts now, and sees _stopping
         if self._running:
             _, late = await asyncio.wait(self._running, timeout=grace)
             for task in late:
@@ -118,6 +121,8 @@ class Scheduler:
             await asyncio.gather(*late, return_exceptions=True)
 
     async def _fire(self, job: Job) -> None:
+        if self._stopping:  # fired as the worker stops: the tick is left to the other workers, or the next start
+            return
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - APScheduler runs coroutine jobs as tasks
         self._running.add(task)
