@@ -39,10 +39,6 @@ class Claim:
     recovery_point: str = STARTED
     resource_id: str | None = None
 
-    @property
-    def resumed(self) -> bool:
-        return self.resource_id is not None
-
     async def remember(self, connection: asyncpg.Connection, resource_id: str, recovery_point: str) -> None:
         """In the transaction that made `resource_id`: a retry of this request resumes from it."""
         await idempotency.remember(connection, self.key_id, resource_id, recovery_point)

@@ -93,11 +93,9 @@ class Dispatcher:
                 _log.warning("dispatch round failed", error=type(error).__name__)
                 sent = 0
             if not sent:
-                try:
+                with contextlib.suppress(TimeoutError):  # idle until the next look, or until told to stop
                     async with asyncio.timeout(self._policy.idle_seconds):
                         await stop.wait()
-                except TimeoutError:
-                    pass
 
     async def dispatch_once(self) -> int:
         """Claim one batch of due messages, send them, and record how each went in one transaction; how many were
