@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from app.database import Database, PoolSettings
 from app.dev.embedded_postgres import EmbeddedPostgres
-from app.runtime.migrations import head_revision
+from app.runtime.migrations import head_revision, older_revisions
 from app.settings import PROVIDERS, ProviderName, Settings, new_token_key, parse_token_keys
 from app.src.api.auth.service import AuthPolicy, AuthService
 from app.src.api.billing.service import BillingPolicy, BillingService
@@ -100,7 +100,9 @@ async def open_services(
                 backoff_base=settings.outbox_backoff_base,
                 backoff_cap=settings.outbox_backoff_cap,
             ),
-            readiness=ReadinessCheck(database, head_revision(), settings.ready_timeout, settings.ready_cache_seconds),
+            readiness=ReadinessCheck(
+                database, head_revision(), older_revisions(), settings.ready_timeout, settings.ready_cache_seconds
+            ),
         )
 
 

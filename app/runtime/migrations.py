@@ -28,6 +28,13 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def older_revisions() -> frozenset[str]:
+    """Every revision of this build's migrations but the newest: a database at one of them needs `migrate`."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    head = scripts.get_current_head()
+    return frozenset(script.revision for script in scripts.walk_revisions() if script.revision != head)
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection

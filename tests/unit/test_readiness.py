@@ -35,7 +35,9 @@ class CountingDatabase:
 
 
 def check(database: CountingDatabase, clock: Clock) -> ReadinessCheck:
-    return ReadinessCheck(cast("Any", database), "0002", deadline=1.0, cache_seconds=1.0, clock=clock)
+    return ReadinessCheck(
+        cast("Any", database), "0002", frozenset({"0001"}), deadline=1.0, cache_seconds=1.0, clock=clock
+    )
 
 
 async def test_probes_at_once_share_one_query_and_later_ones_reuse_it_for_a_second() -> None:
@@ -65,3 +67,16 @@ async def test_a_not_ready_answer_is_cached_too_and_names_no_revision() -> None:
     database.revision = "0002"
     clock.now += 1.1
     assert (await readiness.check()).schema_revision == "0002"
+
+
+async def test_a_schema_past_this_build_is_ready_one_behind_or_none_is_not() -> None:
+    """A rolling upgrade migrates first: the replicas of the version before keep serving on the newer schema."""
+    clock = Clock()
+    database = CountingDatabase("0003", clock)
+    readiness = check(database, clock)
+    assert (await readiness.check()).schema_revision == "0003"
+    for behind in ("0001", None):
+        database.revision = behind
+        clock.now += 1.1
+        with pytest.raises(NotReadyError):
+            await readiness.check()

@@ -1,4 +1,8 @@
-"""Ready means: the database answers within the deadline and its schema is at the newest migration.
+"""Ready means: the database answers within the deadline and its schema is at this build's newest migration, or
+past it. Past it happens in every rolling upgrade: the new version's migration runs first (a one-shot job), and the
+replicas of the version before must keep serving until they are replaced, so migrations are written to be
+compatible with the version before (expand now, contract a release later). A revision this build knows but that is
+older than its newest means `migrate` has not run: not ready.
 
 Probes, load balancers and curious clients may ask many times a second; the answer is taken from the database
 at most once per `cache_seconds`, and callers that ask while it is being taken share that one query.
@@ -29,12 +33,14 @@ class ReadinessCheck:
         self,
         database: Database,
         head_revision: str | None,
+        older_revisions: frozenset[str],
         deadline: float,
         cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
         self._head_revision = head_revision
+        self._older_revisions = older_revisions
         self._deadline = deadline
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -57,7 +63,7 @@ class ReadinessCheck:
                 revision = await self._database.schema_revision()
         except (SQLAlchemyError, OSError, TimeoutError):
             raise NotReadyError("The database is not reachable.", RETRY_AFTER_SECONDS) from None
-        if revision is None or revision != self._head_revision:
+        if revision is None or revision in self._older_revisions or self._head_revision is None:
             # Which revisions are where is for operators, not for whoever asks.
             _log.warning(
                 "database schema is not at this build's migration", database=revision, build=self._head_revision
