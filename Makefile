@@ -29,11 +29,11 @@ check: lint typecheck test ## ruff lint + format check + import layers + mypy --
 compose-smoke: $(SYNCED) ## Build the images (on local Debian bases when no registry answers) and bring compose.yaml up: healthy, ready over TLS
 	./ci/with-docker ./ci/compose-smoke
 
-test-compose: $(SYNCED) ## The unit, integration and chaos suites in the compose test topology (containers' PostgreSQL and simulators)
+test-compose: $(SYNCED) ## The topology check, then the unit, integration, chaos and e2e suites in the compose test topology
 	./ci/with-docker ./ci/compose-tests
 
-ci-static: $(SYNCED) ## What CI checks without a container engine or a vulnerability database (ci/lint .. ci/security)
-	./ci/lint && ./ci/format && ./ci/types && ./ci/imports && ./ci/security
+ci-static: $(SYNCED) ## What CI checks without a container engine or a vulnerability database (ci/lint .. ci/deploy)
+	./ci/lint && ./ci/format && ./ci/types && ./ci/imports && ./ci/security && ./ci/alerts && ./ci/deploy
 
 lint: $(SYNCED) ## ruff lint and format check, and the import layers (lint-imports, contracts in pyproject.toml)
 	$(RUN) ruff check .

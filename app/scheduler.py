@@ -83,6 +83,10 @@ class JobMetrics:
             "job_last_success_timestamp_seconds", "When each job last succeeded (Unix time)", ["job"],
             registry=registry,
         )  # fmt: skip
+        self.interval = Gauge(
+            "job_interval_seconds", "How often each job is due: alerts compare its last success with this", ["job"],
+            registry=registry,
+        )  # fmt: skip
 
 
 def worker_name() -> str:
@@ -101,6 +105,7 @@ class Scheduler:
 
     def start(self) -> None:
         for job in self._jobs:
+            self._metrics.interval.labels(job.name).set(job.every.total_seconds())
             self._scheduler.add_job(
                 self._fire, job.trigger(), args=[job], id=job.name, name=job.name,
                 max_instances=1, coalesce=True, misfire_grace_time=int(job.misfire_grace.total_seconds()),

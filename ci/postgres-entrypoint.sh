@@ -1,7 +1,10 @@
 #!/bin/sh
-# First start: a cluster owned by POSTGRES_USER with POSTGRES_PASSWORD (scram), a database POSTGRES_DB, reachable
-# from the container network; then PostgreSQL in the foreground.
+# First start: a cluster owned by POSTGRES_USER with POSTGRES_PASSWORD or the contents of POSTGRES_PASSWORD_FILE
+# (scram), a database POSTGRES_DB, reachable from the container network; then PostgreSQL in the foreground.
 set -eu
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+fi
 : "${POSTGRES_USER:=postgres}" "${POSTGRES_DB:=$POSTGRES_USER}"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     password_file=$(mktemp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -22,9 +23,9 @@ _SIGNATURE_ONLY = x509.KeyUsage(
 )  # fmt: skip
 
 
-def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
-    """(certificate, key) files for localhost, 127.0.0.1 and ::1 under `directory`, made when missing, expiring or
-    not a leaf."""
+def ensure_self_signed(directory: Path, also_for: Sequence[str] = ()) -> tuple[Path, Path]:
+    """(certificate, key) files for localhost, 127.0.0.1, ::1 and the host names `also_for` (a compose topology's
+    service name) under `directory`, made when missing, expiring or not a leaf."""
     cert_file, key_file = directory / "localhost.crt", directory / "localhost.key"
     if cert_file.is_file() and key_file.is_file() and not _to_replace(cert_file):
         return cert_file, key_file
@@ -46,6 +47,7 @@ def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
                     x509.DNSName("localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("::1")),
+                    *(x509.DNSName(host) for host in also_for),
                 ]
             ),
             critical=False,

@@ -2,6 +2,9 @@
 uvicorn, real PostgreSQL): no generated input may cause a 5xx, and every answer must match what the document
 says (its status, its content type, its schema).
 
+Against `API_URL` when it is set (the compose topology's `api` container, its rate limits off as below; accounts
+made in its database, `API_DB_URI`), else against `python -m app serve` started here.
+
 The fuzzer calls as a signed-in account with TOTP enrolled, so that the authenticated and second-factor routes are
 reached past their guards: the account's password is put into the bodies that ask for it (except a new password,
 which would lock the fuzzer out of its own account), and every logout gets a session of its own. How many
@@ -13,10 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,12 +49,21 @@ PASSWORD = "a long fuzzing passphrase"
 REPORT = repository_root() / ".data" / "contract-report.txt"
 
 
+API_URL = os.environ.get("API_URL")
+API_CA_FILE = os.environ.get("API_CA_FILE")
+
+
+def _tls() -> ssl.SSLContext | None:
+    """The deployment's certificate when API_CA_FILE names it: its chain and its name checked."""
+    return None if API_CA_FILE is None else ssl.create_default_context(cafile=API_CA_FILE)
+
+
 def _call(url: str, body: dict[str, str], token: str | None = None) -> Any:
     headers = {"Content-Type": "application/json", "X-Client-Id": "fuzz"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)  # noqa: S310 - loopback
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)  # noqa: S310 - ours
+    with urllib.request.urlopen(request, timeout=10, context=_tls()) as response:  # noqa: S310
         return json.loads(response.read())
 
 
@@ -70,6 +84,9 @@ def live_service(
     database_uri: str, catalog_url: str, payments_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The service as deployed, its catalog mirrored once (as an operator would: `python -m app jobs run`)."""
+    if API_URL is not None:  # deployed with its worker, which mirrors the catalog
+        yield API_URL.rstrip("/")
+        return
     port = free_port()
     environment = clean_environment(
         PROFILE="test", DB_URI=database_uri, LISTEN_PORT=str(port), LOG_LEVEL="WARNING",
@@ -113,11 +130,13 @@ def _signed_in(base: str, email: str) -> str:
 @pytest.fixture(scope="module")
 def accounts(live_service: str, database_uri: str, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Verified accounts, made as an operator makes them (`python -m app users create`)."""
-    emails = ["fuzz@example.org", "fuzz-logout@example.org"]
+    run = uuid.uuid4().hex[:8]  # a deployed database outlives the run: accounts of its own
+    emails = [f"fuzz-{run}@example.org", f"fuzz-logout-{run}@example.org"]
     subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "app", "users", "create", *emails, "--display-name", "Fuzz"],
         input=PASSWORD + "\n", text=True, check=True, capture_output=True, timeout=60,
-        env=clean_environment(PROFILE="test", DB_URI=database_uri), cwd=tmp_path_factory.mktemp("accounts"),
+        env=clean_environment(PROFILE="test", DB_URI=os.environ.get("API_DB_URI", database_uri)),
+        cwd=tmp_path_factory.mktemp("accounts"),
     )  # fmt: skip
     return emails
 
@@ -133,7 +152,7 @@ def enrolled_bearer(live_service: str, accounts: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def live_schema(live_service: str) -> Any:
-    return schemathesis.openapi.from_url(f"{live_service}/openapi.json")
+    return schemathesis.openapi.from_url(f"{live_service}/openapi.json", verify=API_CA_FILE or True)
 
 
 @dataclass
@@ -181,7 +200,7 @@ def _beyond_the_schema(case: Case[Any]) -> bool:
     return case.path == "/api/catalog/items" and ("cursor" in query or prices_crossed)
 
 
-def _fuzz(operation: Any, reach: Reach, service: str, bearer: str) -> None:
+def _fuzz(operation: Any, reach: Reach, service: str, bearer: str, logout_account: str) -> None:
     name = f"{operation.method.upper()} {operation.path}"
     needs_token = bool(operation.definition.raw.get("security"))
     reach.declare(name, needs_token)
@@ -200,22 +219,23 @@ def _fuzz(operation: Any, reach: Reach, service: str, bearer: str) -> None:
     def exchange(case: Case[Any]) -> None:
         token = bearer
         if case.path in ENDS_A_SESSION:  # a session of its own, which the call may end
-            token = _signed_in(service, "fuzz-logout@example.org")
+            token = _signed_in(service, logout_account)
         headers = {"X-Client-Id": "fuzz", "Authorization": f"Bearer {token}"} | dict(case.headers or {})
         _with_password(case)
         excluded: list[Any] = [positive_data_acceptance] if _beyond_the_schema(case) else []
-        reach.count(name, case.call_and_validate(headers=headers, excluded_checks=excluded))
+        answer = case.call_and_validate(headers=headers, excluded_checks=excluded, verify=API_CA_FILE or True)
+        reach.count(name, answer)
 
     exchange()
 
 
 @pytest.mark.requirement("NFR-5")
 def test_no_input_causes_a_server_error_and_every_answer_matches_the_document(
-    live_schema: Any, live_service: str, enrolled_bearer: str
+    live_schema: Any, live_service: str, enrolled_bearer: str, accounts: list[str]
 ) -> None:
     reach = Reach()
     for result in live_schema.get_all_operations():
-        _fuzz(result.ok(), reach, live_service, enrolled_bearer)
+        _fuzz(result.ok(), reach, live_service, enrolled_bearer, accounts[1])
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(reach.report())
     assert "POST /api/auth/login" in reach.cases

@@ -115,6 +115,7 @@ async def test_a_worker_exports_its_job_runs_and_the_outbox_on_its_metrics_port(
     succeeded = samples[("job_runs_total", (("job", "cleanup"), ("outcome", "succeeded")))]
     assert before <= succeeded <= after
     assert samples[("job_last_success_timestamp_seconds", (("job", "cleanup"),))] >= started
+    assert samples[("job_interval_seconds", (("job", "cleanup"),))] == 1
     assert samples[("job_duration_seconds_count", (("job", "cleanup"),))] == succeeded
     assert samples[("outbox_dead_lettered", ())] == 0
     await truncate_all(database_uri)
