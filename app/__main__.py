@@ -19,6 +19,7 @@ from app.dev.worker import worker_process
 from app.runtime.migrations import upgrade
 from app.settings import ProfileNotSetError, Settings, load_settings, new_token_key
 from app.src.utils.logs import configure_logging, get_logger
+from app.src.utils.tracing import start_tracing, stop_tracing
 
 
 @contextmanager
@@ -41,7 +42,11 @@ def serve(settings: Settings) -> None:
     from app.http.factory import create_app  # Quart only for the commands that serve HTTP
     from app.runtime.server import run_server
 
-    run_server(create_app(settings), settings)
+    start_tracing("api")
+    try:
+        run_server(create_app(settings), settings)
+    finally:
+        stop_tracing()
 
 
 def worker(settings: Settings) -> None:
@@ -55,7 +60,11 @@ def worker(settings: Settings) -> None:
             loop.add_signal_handler(number, stop.set)
         await run_worker(settings, stop)
 
-    asyncio.run(until_stopped())
+    start_tracing("worker")
+    try:
+        asyncio.run(until_stopped())
+    finally:
+        stop_tracing()
 
 
 def jobs(settings: Settings, action: str, name: str | None) -> int:

@@ -7,6 +7,7 @@ import os
 import re
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, cast
 
 from quart import Request, current_app, g, request
@@ -16,6 +17,7 @@ from app.http.authentication import authenticate
 from app.http.metrics import HttpMetrics
 from app.http.problems import ProblemError
 from app.routes.adapter import Access, access_of
+from app.src.utils import tracing
 from app.src.utils.logs import get_logger, request_id_var
 
 if TYPE_CHECKING:
@@ -80,26 +82,44 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], *added]
             await send(message)
 
-        try:
-            await self._app(scope, receive, send_with_request_id)
-        except BaseException:
-            status = status or 500  # the server answers 500 for an error that escaped the app
-            raise
-        finally:
-            # No response and no error: the client went away first ("499 client closed request", as nginx says).
-            status = status or CLIENT_CLOSED_REQUEST
-            duration = time.perf_counter() - started
-            route: str = extras.get(ROUTE_KEY, UNMATCHED_ROUTE)
-            self._metrics.observe(scope["method"], route, status, duration)
-            self._log.info(
-                "request",
-                method=scope["method"],
-                route=route,
-                status=status,
-                duration_ms=round(duration * 1000, 3),
-                client_id=extras.get(CLIENT_ID_KEY),
-            )
-            request_id_var.reset(token)
+        active = tracing.tracer()
+        traced = (
+            nullcontext()
+            if active is None
+            else tracing.server_span(active, scope["method"], _trace_headers(scope["headers"]))
+        )
+        with traced as span:
+            try:
+                await self._app(scope, receive, send_with_request_id)
+            except BaseException:
+                status = status or 500  # the server answers 500 for an error that escaped the app
+                raise
+            finally:
+                # No response and no error: the client went away first ("499 client closed request", as nginx says).
+                status = status or CLIENT_CLOSED_REQUEST
+                duration = time.perf_counter() - started
+                route: str = extras.get(ROUTE_KEY, UNMATCHED_ROUTE)
+                self._metrics.observe(scope["method"], route, status, duration)
+                if span is not None:
+                    tracing.finish_server_span(span, scope["method"], route, status)
+                self._log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(duration * 1000, 3),
+                    client_id=extras.get(CLIENT_ID_KEY),
+                )
+                request_id_var.reset(token)
+
+
+def _trace_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The caller's W3C trace context, if it sent one."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in headers
+        if name in (b"traceparent", b"tracestate")
+    }
 
 
 def _accepted_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:

@@ -1,7 +1,9 @@
-"""`make bench`: GET /api/common/health through our full stack vs a minimal Quart app.
+"""`make bench`: GET /api/common/health through our full stack vs a minimal Quart app, and the full stack again
+with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set: a server span per request, exported to a sink that drops it),
+every request and one in ten sampled (OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1).
 
-Each server is pinned to core 0 and wrk to core 1; the two are measured in turns (hello, service, hello, ...) so
-that a noisy neighbour affects both alike. Prints the median requests/s and p99 of three runs, and their ratio.
+Each server is pinned to core 0 and wrk to core 1; they are measured in turns (hello, service, traced, hello, ...)
+so that a noisy neighbour affects all alike. Prints the median requests/s and p99 of three runs, and the ratios.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import statistics
 
 from app.dev.embedded_postgres import embedded_postgres
 from app.runtime.migrations import upgrade
-from bench.wrk import ROOT, Run, free_port, load_arguments, pinned_server, wrk
+from bench.wrk import LOAD_CORE, ROOT, Run, free_port, load_arguments, pinned_server, wrk
 
 ROUTE = "/api/common/health"
 
@@ -23,7 +25,7 @@ def main() -> None:
     uvicorn_flags = ["--no-access-log", "--log-level", "warning"]
     with embedded_postgres(ROOT / ".data" / "bench-postgres") as database_uri:
         asyncio.run(upgrade(database_uri))
-        hello_port, service_port = free_port(), free_port()
+        hello_port, service_port, traced_port, sampled_port, sink_port = (free_port() for _ in range(5))
         service_env = {
             **os.environ,
             "PROFILE": "test",
@@ -32,19 +34,36 @@ def main() -> None:
             "LISTEN_PORT": str(service_port),
             "DATA_DIR": str(ROOT / ".data"),
         }
+        traced_env = service_env | {
+            "LISTEN_PORT": str(traced_port),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        }
+        sampled_env = traced_env | {
+            "LISTEN_PORT": str(sampled_port),
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        }
         hello = ["-m", "uvicorn", "bench.hello_app:app", "--port", str(hello_port), *uvicorn_flags]
-        hello_url = f"http://127.0.0.1:{hello_port}{ROUTE}"
-        service_url = f"http://127.0.0.1:{service_port}{ROUTE}"
+        sink = ["-m", "bench.otlp_sink", str(sink_port)]  # beside wrk: the server core is the one measured
+        urls = {
+            "minimal Quart": f"http://127.0.0.1:{hello_port}{ROUTE}",
+            "full stack": f"http://127.0.0.1:{service_port}{ROUTE}",
+            "traced": f"http://127.0.0.1:{traced_port}{ROUTE}",
+            "traced 1/10": f"http://127.0.0.1:{sampled_port}{ROUTE}",
+        }
         with (
-            pinned_server(hello, hello_url, dict(os.environ)),
-            pinned_server(["-m", "app", "serve"], service_url, service_env),
+            pinned_server(sink, f"http://127.0.0.1:{sink_port}/", dict(os.environ), core=LOAD_CORE),
+            pinned_server(hello, urls["minimal Quart"], dict(os.environ)),
+            pinned_server(["-m", "app", "serve"], urls["full stack"], service_env),
+            pinned_server(["-m", "app", "serve"], urls["traced"], traced_env),
+            pinned_server(["-m", "app", "serve"], urls["traced 1/10"], sampled_env),
         ):
-            for url in (hello_url, service_url):
+            for url in urls.values():
                 wrk(url, 2, arguments.connections)  # warm-up
-            results: dict[str, list[Run]] = {"minimal Quart": [], "full stack": []}
+            results: dict[str, list[Run]] = {name: [] for name in urls}
             for _ in range(arguments.runs):
-                results["minimal Quart"].append(wrk(hello_url, arguments.seconds, arguments.connections))
-                results["full stack"].append(wrk(service_url, arguments.seconds, arguments.connections))
+                for name, url in urls.items():
+                    results[name].append(wrk(url, arguments.seconds, arguments.connections))
 
     medians = {name: statistics.median(run.requests_per_second for run in runs) for name, runs in results.items()}
     print(f"GET {ROUTE}, {arguments.connections} connections, median of {arguments.runs} x {arguments.seconds}s")
@@ -55,6 +74,8 @@ def main() -> None:
         print(f"{name:<14}{medians[name]:>10,.0f}{p99:>10.2f}   {each}")
     ratio = medians["full stack"] / medians["minimal Quart"]
     print(f"ratio full stack / minimal Quart: {ratio:.2f} (target >= 0.70)")
+    print(f"ratio traced / full stack: {medians['traced'] / medians['full stack']:.2f} (tracing on, every request)")
+    print(f"ratio traced 1/10 / full stack: {medians['traced 1/10'] / medians['full stack']:.2f} (10% sampled)")
 
 
 if __name__ == "__main__":

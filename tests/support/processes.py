@@ -64,9 +64,11 @@ def _bindable(port: int) -> bool:
 
 
 def clean_environment(**settings: str) -> dict[str, str]:
-    """The parent's environment without any of the service's settings, plus the given ones."""
+    """The parent's environment without any of the service's settings (nor OpenTelemetry's), plus the given ones."""
     ours = {name.upper() for name in Settings.model_fields} | {"SECRETS_DIR"}
-    environment = {name: value for name, value in os.environ.items() if name not in ours}
+    environment = {
+        name: value for name, value in os.environ.items() if name not in ours and not name.startswith("OTEL_")
+    }
     environment.update(settings)
     return environment
 

@@ -43,6 +43,7 @@ from app.src.resilience.budget import RetryBudget
 from app.src.resilience.bulkhead import Bulkhead, BulkheadFullError
 from app.src.resilience.metrics import ProviderMetrics
 from app.src.resilience.policy import IDEMPOTENT_METHODS, ProviderPolicy
+from app.src.utils import tracing
 from app.src.utils.logs import get_logger, request_id_var
 
 # aiohttp rounds timeouts over 5 s up to the next whole second (to share timers): a 10 s deadline could end 1 s
@@ -144,36 +145,44 @@ class ProviderClient:
             sent_headers["Content-Type"] = content_type
         retryable = method in self.policy.retry_methods or idempotency_key is not None
         self._budget.record_call()
-        attempt = 0
         # A request id given here (a job acting for a request) goes on the attempt lines too, as the context's would.
         replaced = request_id_var.set(request_id) if request_id != in_context else None
-        try:
-            while True:
-                attempt += 1
-                try:
-                    response = await self._attempt(method, path, body, sent_headers, deadline_at, attempt)
-                    if response.status < 400:
-                        break
-                    if response.status not in self.policy.retry_statuses:
-                        raise ProviderRejectedError(self.name, response.status, response.body, attempts=attempt)
-                    raise _AttemptError("status", response, retry_after_seconds(response.headers.get("Retry-After")))
-                except _AttemptError as failure:
-                    delay = self._retry_delay(failure, attempt, retryable, deadline_at)
-                    if delay is None:
-                        raise self._final(failure, method, attempt) from None
-                    self._stats.retries += 1
-                    await asyncio.sleep(delay)
-        except ProviderError as error:
-            self._stats.call_ended(_outcome_of(error), time.monotonic() - started)
-            raise
-        except asyncio.CancelledError:
-            self._stats.call_ended("cancelled", time.monotonic() - started)
-            raise
-        finally:
-            if replaced is not None:
-                request_id_var.reset(replaced)
+        with tracing.provider_span(self.name, method, path, sent_headers) as span:
+            try:
+                response = await self._with_retries(method, path, body, sent_headers, deadline_at, retryable)
+            except ProviderError as error:
+                self._stats.call_ended(_outcome_of(error), time.monotonic() - started)
+                raise
+            except asyncio.CancelledError:
+                self._stats.call_ended("cancelled", time.monotonic() - started)
+                raise
+            finally:
+                if replaced is not None:
+                    request_id_var.reset(replaced)
+            if span is not None:
+                span.set_attributes({"http.response.status_code": response.status, "attempts": response.attempts})
         self._stats.call_ended("success", time.monotonic() - started)
         return response
+
+    async def _with_retries(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline_at: float, retryable: bool
+    ) -> ProviderResponse:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._attempt(method, path, body, headers, deadline_at, attempt)
+                if response.status < 400:
+                    return response
+                if response.status not in self.policy.retry_statuses:
+                    raise ProviderRejectedError(self.name, response.status, response.body, attempts=attempt)
+                raise _AttemptError("status", response, retry_after_seconds(response.headers.get("Retry-After")))
+            except _AttemptError as failure:
+                delay = self._retry_delay(failure, attempt, retryable, deadline_at)
+                if delay is None:
+                    raise self._final(failure, method, attempt) from None
+                self._stats.retries += 1
+                await asyncio.sleep(delay)
 
     def _retry_delay(self, failure: _AttemptError, attempt: int, retryable: bool, deadline_at: float) -> float | None:
         """Seconds to wait before the next attempt, or None: no retry (unsafe, spent, too late, over budget)."""
