@@ -6,7 +6,9 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SYNCED := .venv/.synced
 
-.PHONY: help run test check ci-static compose-smoke test-compose lint format typecheck test-unit test-integration test-chaos migrate bench bench-read bench-catalog bench-outbox bench-billing bench-sim bench-resilience bench-auth wrk h2load clean
+LOAD_PROFILE_NAME := $(or $(PROFILE),smoke)
+
+.PHONY: help run test check load ci-static compose-smoke test-compose lint format typecheck test-unit test-integration test-chaos migrate bench bench-overload bench-read bench-catalog bench-outbox bench-billing bench-sim bench-resilience bench-auth wrk h2load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -31,6 +33,9 @@ compose-smoke: $(SYNCED) ## Build the images (on local Debian bases when no regi
 
 test-compose: $(SYNCED) ## The topology check, then the unit, integration, chaos and e2e suites in the compose test topology
 	./ci/with-docker ./ci/compose-tests
+
+load: $(SYNCED) ## A Locust load run and its SLO verdict: PROFILE=smoke (load/profiles), HOST=https://... (unset: the local topology), LOAD_PROCESSES=N
+	$(RUN) python -m load $(LOAD_PROFILE_NAME) $(if $(HOST),--host $(HOST))
 
 ci-static: $(SYNCED) ## What CI checks without a container engine or a vulnerability database (ci/lint .. ci/deploy)
 	./ci/lint && ./ci/format && ./ci/types && ./ci/imports && ./ci/security && ./ci/alerts && ./ci/deploy
@@ -61,6 +66,9 @@ migrate: $(SYNCED) ## Apply the migrations to DB_URI (or the embedded PostgreSQL
 
 bench: $(SYNCED) wrk ## Requests/s and p99 of GET /api/common/health vs a minimal Quart app, each on one core
 	$(RUN) python -m bench.http
+
+bench-overload: $(SYNCED) wrk ## Offered load 0.5x-2x capacity, open loop, shedding on and off: goodput, p99; writes docs/performance.md
+	$(RUN) python -m bench.overload
 
 bench-read: $(SYNCED) wrk h2load ## GET /api/auth/me vs plain asyncpg doing the same reads; p99/p50 at 80% load
 	$(RUN) python -m bench.read

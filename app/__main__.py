@@ -128,17 +128,21 @@ def keys(settings: Settings, action: str) -> None:
         sys.stdout.write(f"{kid}\t{'seals and opens' if position == 0 else 'opens'}\n")
 
 
-def users(settings: Settings, emails: list[str], display_name: str, password: str) -> int:
-    """`users create`: verified accounts with these addresses and this password; an address already taken is
-    brought to that state (so a load test can run it again against a fresh deployment or staging)."""
+def users(settings: Settings, emails: list[str], display_name: str, password: str, totp_on: bool | None = None) -> int:
+    """`users create`: verified accounts with these addresses and this password (and TOTP on with a new secret, each
+    printed, or off); an address already taken is brought to that state (so a load test can run it again against a
+    fresh deployment or staging)."""
     from app.bootstrap import open_services
     from app.src.api.common.errors import InvalidInputError
 
     async def create() -> None:
         async with open_services(settings) as services:
             for email in emails:
-                user_id = await services.auth.put_verified_account(email, display_name, password)
-                sys.stdout.write(f"{email}\tuser {user_id}\tverified\n")
+                user_id, secret = await services.auth.put_verified_account(
+                    email, display_name, password, totp_on=totp_on
+                )
+                second_factor = "" if totp_on is None else f"\ttotp {secret or 'off'}"
+                sys.stdout.write(f"{email}\tuser {user_id}\tverified{second_factor}\n")
 
     try:
         asyncio.run(create())
@@ -180,6 +184,10 @@ def _parser() -> argparse.ArgumentParser:
     users_parser.add_argument("action", choices=["create"])
     users_parser.add_argument("emails", nargs="+", metavar="EMAIL")
     users_parser.add_argument("--display-name", required=True)
+    users_parser.add_argument(
+        "--totp", action=argparse.BooleanOptionalAction, default=None,
+        help="TOTP on with a new secret (printed: for load-test accounts) or off; unchanged by default",
+    )  # fmt: skip
     return parser
 
 
@@ -203,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "jobs":
         return jobs(settings, arguments.action, arguments.name)
     if arguments.command == "users":
-        return users(settings, arguments.emails, arguments.display_name, sys.stdin.readline().rstrip("\n"))
+        password = sys.stdin.readline().rstrip("\n")
+        return users(settings, arguments.emails, arguments.display_name, password, arguments.totp)
     try:
         COMMANDS[arguments.command](settings)
     except KeyboardInterrupt:

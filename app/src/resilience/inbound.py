@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from app.src.resilience.lifo_slots import LifoSlots
 from app.src.resilience.token_bucket import BucketStore
 from app.src.utils.logs import request_id_var
 from app.src.utils.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_type
@@ -52,7 +52,8 @@ async def send_problem(
 
 
 class LoadShedder:
-    """At most `limit` requests in the app at once; the next waits at most `max_wait` seconds, then gets 503."""
+    """At most `limit` requests in the app at once; the next waits at most `max_wait` seconds, then gets 503.
+    Waiters are served newest-first (app/src/resilience/lifo_slots.py)."""
 
     def __init__(
         self,
@@ -69,31 +70,23 @@ class LoadShedder:
         self._max_wait = max_wait
         self._retry_after = {"Retry-After": str(retry_after)}
         self._exempt = exempt
-        self._slots = asyncio.Semaphore(limit)
+        self._slots = LifoSlots(limit)
         self._shed = metrics.shed
-        metrics.in_flight.set_function(lambda: self._limit - self._slots._value)
+        metrics.in_flight.set_function(lambda: self._slots.in_use)
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] != "http" or self._exempt(scope["path"]):
             await self._app(scope, receive, send)
             return
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout(self._max_wait):
-                    await self._slots.acquire()
-            except TimeoutError:
-                self._shed.inc()
-                detail = "The service is at capacity; retry after the time in Retry-After."
-                await send_problem(
-                    send, scope["path"], 503, "overloaded", "Service Unavailable", detail, self._retry_after
-                )
-                return
-        else:
-            await self._slots.acquire()
+        if not await self._slots.take(self._max_wait):
+            self._shed.inc()
+            detail = "The service is at capacity; retry after the time in Retry-After."
+            await send_problem(send, scope["path"], 503, "overloaded", "Service Unavailable", detail, self._retry_after)
+            return
         try:
             await self._app(scope, receive, send)
         finally:
-            self._slots.release()
+            self._slots.give_back()
 
 
 class ClientRateLimiter:

@@ -193,15 +193,23 @@ class AuthService:
         if not verified:
             raise GoneError("This link was used already, or a newer one was sent.", code="link-used")
 
-    async def put_verified_account(self, email: str, display_name: str, password: str) -> int:
-        """For operators (`python -m app users create`): an account with this address, verified, with this password."""
+    async def put_verified_account(
+        self, email: str, display_name: str, password: str, *, totp_on: bool | None = None
+    ) -> tuple[int, str | None]:
+        """For operators (`python -m app users create`): an account with this address, verified, with this password;
+        with `totp_on`, TOTP on with a new secret (returned) or off; unchanged when None."""
         if problem := password_problem(password, email):
             raise _weak_password(problem, "password")
         password_hash = await self._hash(password)
+        secret = totp.new_secret() if totp_on else None
         async with self._database.unit_of_work() as uow:
-            user_id = await uow.repository(AuthRepository).put_verified_user(email, display_name, password_hash)
+            repository = uow.repository(AuthRepository)
+            user_id = await repository.put_verified_user(email, display_name, password_hash)
+            if totp_on is not None:
+                sealed = None if secret is None else self._ring.seal(TOTP_SECRET, {"secret": secret})
+                await repository.set_totp(user_id, secret=sealed, enabled=totp_on, last_step=None)
             await uow.commit()
-        return user_id
+        return user_id, secret
 
     async def login(self, request: LoginRequest, client_id: str) -> TokenPair | TotpChallenge:
         subject = login_subject(request.email)

@@ -1,0 +1,181 @@
+"""`make bench-overload`: what the service does with more than it can take. GET /api/auth/me (an authenticated
+database read) on one core: its capacity (the closed-loop maximum, wrk), its idle p99 (open loop at 10% of it),
+then offered load from 0.5x to 2x capacity, open loop (bench/open_loop.py: arrivals that never wait for earlier
+answers), with inbound shedding on (the service's defaults) and off (no concurrency limit). Per rate: goodput
+(200s a second), the p99 of accepted requests, the p99 of shed answers (503), and, at 2x, the accepted p99 in
+each 2-second interval. The API runs on core 0; the generator, PostgreSQL and wrk share core 1.
+
+Writes the table and a plot (docs/performance-overload.png) into docs/performance.md between its markers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from app.dev.embedded_postgres import embedded_postgres
+from app.runtime.migrations import upgrade
+from app.settings import new_token_key
+from bench.read import ACCOUNT, _post
+from bench.sessions import bearer_script
+from bench.wrk import LOAD_CORE, ROOT, free_port, load_arguments, pinned_server, wrk
+
+ROUTE = "/api/auth/me"
+MULTIPLES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+INTERVAL_SECONDS = 2
+DOC = ROOT / "docs" / "performance.md"
+PLOT = ROOT / "docs" / "performance-overload.png"
+BEGIN, END = "<!-- overload:begin -->", "<!-- overload:end -->"
+
+
+@dataclass(frozen=True)
+class Offered:
+    multiple: float
+    rate: float
+    goodput: float
+    accepted_p99: float
+    shed_p99: float | None
+    shed_share: float
+    failed: int
+    lag_ms: float
+    interval_p99s: list[float]
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
+
+
+def offer(url: str, token: str, rate: float, seconds: float, multiple: float) -> Offered:
+    command = [
+        "taskset", "-c", LOAD_CORE, sys.executable, "-m", "bench.open_loop", url, "--rate", f"{rate:.1f}",
+        "--seconds", str(seconds), "--header", f"Authorization: Bearer {token}", "--header", "X-Client-Id: bench",
+    ]  # fmt: skip
+    done = subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    result = json.loads(done.stdout)
+    samples = result["samples"]
+    accepted = [ms for _, status, ms in samples if status == 200]
+    shed = [ms for _, status, ms in samples if status == 503]
+    intervals: dict[int, list[float]] = {}
+    for at, status, ms in samples:
+        if status == 200:
+            intervals.setdefault(int(at // INTERVAL_SECONDS), []).append(ms)
+    return Offered(
+        multiple, rate, len(accepted) / seconds, _p99(accepted), _p99(shed) if shed else None,
+        len(shed) / len(samples), sum(1 for _, status, _ in samples if status not in (200, 503)),
+        result["lag_ms"], [_p99(values) for _, values in sorted(intervals.items())],
+    )  # fmt: skip
+
+
+def signed_in(base: str, environment: dict[str, str]) -> str:
+    """A verified account, made as an operator makes one, signed in: its access token."""
+    subprocess.run(
+        [sys.executable, "-m", "app", "users", "create", ACCOUNT["email"], "--display-name", "Reader"],
+        input=ACCOUNT["password"] + "\n", text=True, check=True, capture_output=True, env=environment, cwd=ROOT,
+    )  # fmt: skip
+    credentials = {"email": ACCOUNT["email"], "password": ACCOUNT["password"]}
+    return _post(f"{base}/api/auth/login", credentials)["access_token"]
+
+
+def main() -> None:
+    arguments = load_arguments(__doc__)
+    seconds = arguments.seconds * 2
+    with embedded_postgres(ROOT / ".data" / "bench-postgres") as database_uri:
+        asyncio.run(upgrade(database_uri))
+        common = {
+            **os.environ, "PROFILE": "test", "DB_URI": database_uri, "TOKEN_KEYS": new_token_key(),
+            "CLIENT_RATE": "off", "ADDRESS_RATE": "off", "CONNECTIONS_PER_PEER": "off", "LOG_LEVEL": "WARNING",
+            "DATA_DIR": str(ROOT / ".data"),
+        }  # fmt: skip
+        shedding = {"on": dict(common), "off": common | {"INBOUND_CONCURRENCY": "1000000"}}
+        results: dict[str, list[Offered]] = {}
+        capacity = idle_p99 = 0.0
+        for mode, environment in shedding.items():
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            with pinned_server(
+                ["-m", "app", "serve"], f"{base}/api/common/health", environment | {"LISTEN_PORT": str(port)}
+            ):
+                token = signed_in(base, environment)
+                if mode == "on":
+                    script = bearer_script(token, ROOT / ".data" / "overload-me.lua")
+                    wrk(base + ROUTE, 2, arguments.connections, script)  # warm-up
+                    runs = [wrk(base + ROUTE, arguments.seconds, arguments.connections, script) for _ in range(3)]
+                    capacity = statistics.median(run.requests_per_second for run in runs)
+                    idle_p99 = offer(base + ROUTE, token, capacity * 0.1, seconds, 0.1).accepted_p99
+                results[mode] = [
+                    offer(base + ROUTE, token, capacity * multiple, seconds, multiple) for multiple in MULTIPLES
+                ]
+    report = _report(capacity, idle_p99, results, seconds)
+    print(report)
+    _plot(capacity, results)
+    _write_doc(report)
+
+
+def _report(capacity: float, idle_p99: float, results: dict[str, list[Offered]], seconds: float) -> str:
+    max_wait_ms = 1000 * float(os.environ.get("INBOUND_MAX_WAIT", "0.1"))
+    lines = [
+        f"GET {ROUTE}, API on core 0; generator, PostgreSQL and wrk on core 1. Capacity (wrk, closed loop): "
+        f"{capacity:,.0f} req/s; idle p99 (open loop at 10%): {idle_p99:.2f} ms. Each rate offered for "
+        f"{seconds:g} s, open loop.",
+        "",
+        "| offered | shedding | goodput req/s | goodput / capacity | accepted p99 ms | shed p99 ms | shed | no answer "
+        "| generator lag ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for multiple_index, multiple in enumerate(MULTIPLES):
+        for mode in ("on", "off"):
+            run = results[mode][multiple_index]
+            shed = "-" if run.shed_p99 is None else f"{run.shed_p99:.1f}"
+            lines.append(
+                f"| {multiple:g}x ({run.rate:,.0f}/s) | {mode} | {run.goodput:,.0f} | {run.goodput / capacity:.2f} "
+                f"| {run.accepted_p99:.1f} | {shed} | {run.shed_share:.0%} | {run.failed} | {run.lag_ms:.1f} |"
+            )
+    for mode in ("on", "off"):
+        at_twice = results[mode][-1]
+        each = ", ".join(f"{value:.0f}" for value in at_twice.interval_p99s)
+        lines.append(f"\nAt 2x, shedding {mode}: accepted p99 by {INTERVAL_SECONDS}-second interval (ms): {each}")
+    twice = results["on"][-1]
+    lines += [
+        "",
+        f"Targets at 2x with shedding on: goodput >= 90% of capacity: {twice.goodput / capacity:.0%}; accepted p99 "
+        f"<= 3x idle ({3 * idle_p99:.1f} ms): {twice.accepted_p99:.1f} ms; shed p99 <= INBOUND_MAX_WAIT + 5 ms "
+        f"({max_wait_ms + 5:.0f} ms): {'-' if twice.shed_p99 is None else f'{twice.shed_p99:.1f} ms'}.",
+    ]
+    return "\n".join(lines)
+
+
+def _plot(capacity: float, results: dict[str, list[Offered]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (goodput, latency) = plt.subplots(1, 2, figsize=(11, 4))
+    for mode, style in (("on", "o-"), ("off", "s--")):
+        offered = [run.multiple for run in results[mode]]
+        goodput.plot(offered, [run.goodput / capacity for run in results[mode]], style, label=f"shedding {mode}")
+        latency.plot(offered, [run.accepted_p99 for run in results[mode]], style, label=f"shedding {mode}")
+    goodput.set(xlabel="offered load (x capacity)", ylabel="goodput (x capacity)", title="Goodput")
+    latency.set(xlabel="offered load (x capacity)", ylabel="accepted p99 (ms, log)", title="Accepted p99", yscale="log")
+    for axes in (goodput, latency):
+        axes.grid(visible=True, alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=110)
+
+
+def _write_doc(report: str) -> None:
+    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
+    before, _, rest = text.partition(BEGIN)
+    _, _, after = rest.partition(END)
+    DOC.write_text(f"{before}{BEGIN}\n{report}\n\n![goodput and p99](performance-overload.png)\n{END}{after}")
+
+
+if __name__ == "__main__":
+    main()
