@@ -73,7 +73,7 @@ def run(profile: Profile, options: Options) -> Verdict:
 
 def _remote(profile: Profile, options: Options) -> Target:
     url = (options.host or "").rstrip("/")
-    verify: bool | str = not options.insecure
+    verify: bool | str = False if options.insecure else os.environ.get("LOAD_CA_FILE") or True
     _until_healthy(url, verify, deadline=10)
     if options.accounts is None or not options.accounts.is_file():
         raise TargetError(

@@ -23,7 +23,8 @@ from app.middlewares import RequestContextMiddleware, RequestGuards
 from app.routes.adapter import exempt_from_limits, register_blueprints
 from app.runtime.metrics_endpoint import metrics_server
 from app.settings import Settings, load_settings
-from app.src.resilience.inbound import ClientRateLimiter, InboundMetrics, LoadShedder
+from app.src.resilience.inbound import INBOUND_EXTENSION, ClientRateLimiter, Inbound, InboundMetrics, LoadShedder
+from app.src.resilience.lifo_slots import LifoSlots
 from app.src.resilience.request_bodies import BodyBuffer
 from app.src.utils.logs import configure_logging
 
@@ -54,7 +55,11 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(_begin_reads)
     app.teardown_request(_end_reads)
     app.before_request(RequestGuards(_address_limiter(settings, inbound)).check)
-    app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound)  # type: ignore[method-assign]
+    slots = LifoSlots(settings.inbound_concurrency)
+    app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound, slots)  # type: ignore[method-assign]
+    app.extensions[INBOUND_EXTENSION] = Inbound(
+        slots, inbound.shed, exempt_from_limits
+    )  # the edge sheds early with them
     _serve_with_services(app, settings, registry)
     return app
 
@@ -104,13 +109,13 @@ def _address_limiter(settings: Settings, metrics: InboundMetrics) -> AddressLimi
 
 
 def _with_middleware(
-    asgi_app: Any, settings: Settings, requests: HttpMetrics, inbound: InboundMetrics
+    asgi_app: Any, settings: Settings, requests: HttpMetrics, inbound: InboundMetrics, slots: LifoSlots
 ) -> RequestContextMiddleware:
     """Outermost first: request context (id, access log, metrics, security headers), CORS, per-client rate
     limits, the whole body read (outside any slot), load shedding."""
     asgi_app = LoadShedder(
         asgi_app,
-        limit=settings.inbound_concurrency,
+        slots=slots,
         max_wait=settings.inbound_max_wait,
         retry_after=settings.inbound_retry_after,
         exempt=exempt_from_limits,

@@ -5,6 +5,11 @@ request head is kept open forever: a 1 MiB header is answered 200 and slowloris 
 Here a head is refused past `max_url_bytes` (414), `max_header_bytes` or `max_headers` (431); a connection whose
 head does not arrive within `head_timeout` seconds (from its opening, or from the end of its last answer) gets 408
 and is closed; and a peer address holds at most `connections_per_peer` connections (a trusted proxy: no cap).
+
+Under overload it also refuses requests before the app sees them (EdgeShedding): while the app's concurrency slots
+have a queue of `queue` waiters already, a new request gets 503 + Retry-After straight from here, without the id,
+the access line, the middleware and the wait the app's own shedding would spend on it. What a refusal costs
+decides how much of the core is left for serving at twice the capacity (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import ipaddress
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.src.resilience.inbound import Inbound
+from app.src.utils.problems import PROBLEM_CONTENT_TYPE, problem_type
 
 SWEEP_SECONDS = 0.5  # how often waiting connections are checked: a head timeout ends within this of its time
 
@@ -47,17 +55,53 @@ def _answer(status: int, reason: str, detail: str) -> bytes:
     return head.encode() + body
 
 
+@dataclass(frozen=True)
+class EdgeShedding:
+    """Refuse at the edge while the app's slots have `queue` waiters or more (a route `exempt` never is)."""
+
+    inbound: Inbound
+    queue: int
+    retry_after: int
+
+    def refuses(self, url: bytes) -> bool:
+        if self.inbound.slots.waiting < self.queue:
+            return False
+        path = url.partition(b"?")[0].decode("latin-1")
+        return not self.inbound.exempt(path)
+
+    def app(self) -> Callable[..., object]:
+        """The ASGI answer to a refused request: a canned 503 problem, counted as shed."""
+        body = json.dumps({
+            "type": problem_type("overloaded"), "title": "Service Unavailable", "status": 503,
+            "detail": "The service is at capacity; retry after the time in Retry-After.",
+        }).encode()  # fmt: skip
+        headers = [
+            (b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(self.retry_after).encode()),
+        ]  # fmt: skip
+        shed = self.inbound.shed
+
+        async def overloaded(scope: object, receive: object, send: Callable[[dict[str, object]], object]) -> None:
+            shed.inc()
+            await send({"type": "http.response.start", "status": 503, "headers": headers})  # type: ignore[misc]
+            await send({"type": "http.response.body", "body": body})  # type: ignore[misc]
+
+        return overloaded
+
+
 @dataclass
 class EdgeState:
     """What one server's connections share: how many each peer holds, and which wait for a request head."""
 
     limits: EdgeLimits
+    shedding: EdgeShedding | None = None
     peers: Counter[str] = field(default_factory=Counter)
     waiting: dict[EdgeProtocol, float] = field(default_factory=dict)  # since when
     _sweep: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
         self._trusted = [ipaddress.ip_network(network) for network in self.limits.trusted_proxies]
+        self.refused_app = None if self.shedding is None else self.shedding.app()
 
     def admit(self, peer: str | None) -> bool:
         """Count a new connection of `peer`; False when the peer has all it may hold."""
@@ -163,6 +207,14 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.state.waiting.pop(self, None)
+        shedding = self.state.shedding
+        if shedding is not None and shedding.refuses(self.url):
+            app, self.app = self.app, self.state.refused_app  # this one request: uvicorn runs it as the app
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+            return
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -177,6 +229,6 @@ class EdgeProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def edge_protocol(limits: EdgeLimits) -> type[EdgeProtocol]:
+def edge_protocol(limits: EdgeLimits, shedding: EdgeShedding | None = None) -> type[EdgeProtocol]:
     """The protocol class for one server: its connections share one EdgeState."""
-    return type("EdgeProtocol", (EdgeProtocol,), {"state": EdgeState(limits)})
+    return type("EdgeProtocol", (EdgeProtocol,), {"state": EdgeState(limits, shedding)})

@@ -8,8 +8,9 @@ from types import FrameType
 import uvicorn
 from quart import Quart
 
-from app.runtime.edge import EdgeLimits, edge_protocol
+from app.runtime.edge import EdgeLimits, EdgeShedding, edge_protocol
 from app.settings import Settings
+from app.src.resilience.inbound import INBOUND_EXTENSION, Inbound
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -44,9 +45,13 @@ def run_server(app: Quart, settings: Settings) -> None:
         connections_per_peer=settings.connections_per_peer,
         trusted_proxies=settings.trusted_proxies,
     )
+    inbound: Inbound | None = app.extensions.get(INBOUND_EXTENSION)
+    shedding = None
+    if inbound is not None:
+        shedding = EdgeShedding(inbound, settings.inbound_queue, settings.inbound_retry_after)
     config = uvicorn.Config(
         app,
-        http=edge_protocol(limits),
+        http=edge_protocol(limits, shedding),
         host=settings.listen_host,
         port=settings.listen_port,
         ssl_certfile=settings.tls_cert_file,

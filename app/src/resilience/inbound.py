@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 
 CLIENT_ID_HEADER = b"x-client-id"
+INBOUND_EXTENSION = "proving_ground.inbound"
 MAX_CLIENT_ID_LENGTH = 64
 
 
@@ -28,6 +30,7 @@ class InboundMetrics:
         self.rate_limited = Counter("http_requests_rate_limited_total", "Requests refused with 429 per client",
                                     registry=registry)  # fmt: skip
         self.in_flight = Gauge("http_requests_in_flight", "Requests holding a concurrency slot", registry=registry)
+        self.waiting = Gauge("http_requests_waiting", "Requests waiting for a concurrency slot", registry=registry)
         self.address_limited = Counter("http_requests_address_limited_total",
                                        "Requests refused with 429 per client address (public sign-in routes)",
                                        registry=registry)  # fmt: skip
@@ -51,6 +54,16 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """What the HTTP edge needs of the app's load shedding to refuse early: its slots, its shed counter, and which
+    paths are never shed."""
+
+    slots: LifoSlots
+    shed: Counter
+    exempt: Callable[[str], bool]
+
+
 class LoadShedder:
     """At most `limit` requests in the app at once; the next waits at most `max_wait` seconds, then gets 503.
     Waiters are served newest-first (app/src/resilience/lifo_slots.py)."""
@@ -59,20 +72,20 @@ class LoadShedder:
         self,
         app: ASGIFramework,
         *,
-        limit: int,
+        slots: LifoSlots,
         max_wait: float,
         retry_after: int,
         exempt: Callable[[str], bool],
         metrics: InboundMetrics,
     ) -> None:
         self._app = app
-        self._limit = limit
         self._max_wait = max_wait
         self._retry_after = {"Retry-After": str(retry_after)}
         self._exempt = exempt
-        self._slots = LifoSlots(limit)
+        self._slots = slots
         self._shed = metrics.shed
         metrics.in_flight.set_function(lambda: self._slots.in_use)
+        metrics.waiting.set_function(lambda: self._slots.waiting)
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] != "http" or self._exempt(scope["path"]):

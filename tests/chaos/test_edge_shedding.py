@@ -1,0 +1,95 @@
+"""NFR-4 under overload, over real sockets to `python -m app serve`: once the app's concurrency slots have
+INBOUND_QUEUE waiters, the edge refuses the next request at once (503 problem+json with Retry-After, counted as
+shed) instead of letting it wait INBOUND_MAX_WAIT; exempt routes still answer; the waiter is served when a slot
+frees. The slot is held by a payment whose provider takes 3 s."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.src.utils.problems import problem_type
+from simulators.client import SimulatorClient
+from simulators.server import BackgroundSimulator, build
+from tests.e2e.test_through_the_api import PASSWORD, make_account
+from tests.support.processes import ServiceProcess, clean_environment, free_port
+from tests.support.simulator_fixtures import API_KEY
+
+pytestmark = pytest.mark.chaos
+
+
+async def until(condition: Callable[[], Awaitable[Any]], within: float = 20) -> Any:
+    async with asyncio.timeout(within):
+        while not (result := await condition()):  # noqa: ASYNC110 - state held in another process
+            await asyncio.sleep(0.05)
+    return result
+
+
+async def gauges(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    return {sample.name: sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+            if not sample.labels}  # fmt: skip
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_the_edge_refuses_at_once_when_the_queue_is_full_and_the_waiter_is_served(
+    database_uri: str, tmp_path: Path
+) -> None:
+    email = f"edge-{uuid.uuid4().hex[:8]}@example.org"
+    await asyncio.to_thread(make_account, database_uri, email, tmp_path)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with BackgroundSimulator(build("payments", {"seed": 4, "rules": []})) as simulator:
+        environment = clean_environment(
+            PROFILE="test", DB_URI=database_uri, LISTEN_PORT=str(port), PAYMENTS_URL=simulator.url,
+            PAYMENTS_API_KEY=API_KEY, CLIENT_RATE="off", ADDRESS_RATE="off",
+            INBOUND_CONCURRENCY="1", INBOUND_QUEUE="1", INBOUND_MAX_WAIT="10", INBOUND_RETRY_AFTER="7",
+        )  # fmt: skip
+        async with (
+            SimulatorClient(simulator.url) as sim,
+            aiohttp.ClientSession() as http,
+            ServiceProcess(["serve"], environment, cwd=tmp_path),
+        ):
+            client = {"X-Client-Id": "edge"}
+            async with http.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD},
+                                 headers=client) as r:  # fmt: skip
+                signed_in = client | {"Authorization": f"Bearer {(await r.json())['access_token']}"}
+            slow = {"kind": "latency", "distribution": {"type": "fixed", "ms": 3000}, "phase": "before"}
+            await sim.add_fault(route="/v1/charges", method="POST", action=slow)
+            payment = {"amount": 700, "currency": "eur", "customer": "cus_edge"}
+            paying = asyncio.create_task(http.post(
+                f"{base}/api/billing/payments", json=payment, headers=signed_in | {"Idempotency-Key": "edge-1"}
+            ))  # fmt: skip
+            await until(lambda: sim.journal_count(path="/v1/charges"))  # the payment holds the only slot
+            waiting = asyncio.create_task(http.get(f"{base}/api/auth/me", headers=signed_in))
+            await until(lambda: _equals(gauges(http, base), "http_requests_waiting", 1))
+
+            asked = time.monotonic()
+            async with http.get(f"{base}/api/auth/me", headers=signed_in) as refused:
+                body = await refused.json(content_type=None)
+                assert refused.status == 503
+                assert refused.headers["Content-Type"] == "application/problem+json"
+                assert refused.headers["Retry-After"] == "7"
+            assert time.monotonic() - asked < 5  # at once: the app would have held it up to INBOUND_MAX_WAIT (10 s)
+            assert (body["status"], body["type"]) == (503, problem_type("overloaded"))
+            async with http.get(f"{base}/api/common/health") as health:
+                assert health.status == 200  # exempt routes are never shed
+            assert (await gauges(http, base))["http_requests_shed_total"] == 1
+
+            async with await paying as paid:
+                assert paid.status == 201
+            async with await waiting as served:
+                assert served.status == 200  # the waiter got the slot the payment gave back
+
+
+async def _equals(reading: Awaitable[dict[str, float]], name: str, value: float) -> bool:
+    return (await reading).get(name) == value
