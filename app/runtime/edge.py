@@ -62,6 +62,8 @@ class EdgeShedding:
     inbound: Inbound
     queue: int
     retry_after: int
+    _keep_alive: bytes = field(init=False, repr=False)
+    _close: bytes = field(init=False, repr=False)
 
     def refuses(self, url: bytes) -> bool:
         if self.inbound.slots.waiting < self.queue:
@@ -69,16 +71,28 @@ class EdgeShedding:
         path = url.partition(b"?")[0].decode("latin-1")
         return not self.inbound.exempt(path)
 
-    def app(self) -> Callable[..., object]:
-        """The ASGI answer to a refused request: a canned 503 problem, counted as shed."""
+    def answer(self, keep_alive: bool) -> bytes:
+        """The whole 503 problem answer, written by the protocol itself; counted as shed."""
+        self.inbound.shed.inc()
+        return self._keep_alive if keep_alive else self._close
+
+    def __post_init__(self) -> None:
         body = json.dumps({
             "type": problem_type("overloaded"), "title": "Service Unavailable", "status": 503,
             "detail": "The service is at capacity; retry after the time in Retry-After.",
         }).encode()  # fmt: skip
-        headers = [
-            (b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(self.retry_after).encode()),
-        ]  # fmt: skip
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_CONTENT_TYPE}\r\n"
+            f"content-length: {len(body)}\r\nretry-after: {self.retry_after}\r\nx-content-type-options: nosniff\r\n"
+        )
+        object.__setattr__(self, "_keep_alive", f"{head}\r\n".encode() + body)
+        object.__setattr__(self, "_close", f"{head}connection: close\r\n\r\n".encode() + body)
+
+    def app(self) -> Callable[..., object]:
+        """The same answer as an ASGI app, for a request behind another that is still being answered."""
+        whole = self._keep_alive
+        head, _, body = whole.partition(b"\r\n\r\n")
+        headers = [tuple(line.split(b": ", 1)) for line in head.split(b"\r\n")[1:]]
         shed = self.inbound.shed
 
         async def overloaded(scope: object, receive: object, send: Callable[[dict[str, object]], object]) -> None:
@@ -150,6 +164,7 @@ class EdgeProtocol(HttpToolsProtocol):
     _header_bytes = 0
     _header_count = 0
     _refusal: tuple[int, str, str] | None = None
+    _shedding_this = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -208,14 +223,34 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.state.waiting.pop(self, None)
         shedding = self.state.shedding
-        if shedding is not None and shedding.refuses(self.url):
-            app, self.app = self.app, self.state.refused_app  # this one request: uvicorn runs it as the app
+        if shedding is None or not shedding.refuses(self.url):
+            super().on_headers_complete()
+        elif self.cycle is None or self.cycle.response_complete:
+            self._shedding_this = True  # answered when its message ends: no request cycle, no task
+        else:  # behind a request still being answered, whose answer must go first: uvicorn queues this one
+            app, self.app = self.app, self.state.refused_app
             try:
                 super().on_headers_complete()
             finally:
                 self.app = app
+
+    def on_body(self, body: bytes) -> None:
+        if not self._shedding_this:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._shedding_this:
+            super().on_message_complete()
             return
-        super().on_headers_complete()
+        self._shedding_this = False
+        shedding = self.state.shedding
+        assert shedding is not None  # noqa: S101 - set only when there is shedding
+        keep_alive = self.parser.should_keep_alive()
+        self.transport.write(shedding.answer(keep_alive))
+        if keep_alive:
+            self.on_response_complete()
+        else:
+            self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -84,11 +84,32 @@ async def test_the_edge_refuses_at_once_when_the_queue_is_full_and_the_waiter_is
             async with http.get(f"{base}/api/common/health") as health:
                 assert health.status == 200  # exempt routes are never shed
             assert (await gauges(http, base))["http_requests_shed_total"] == 1
+            assert await refused_then_served_on_one_connection(port, signed_in["Authorization"])
+            assert (await gauges(http, base))["http_requests_shed_total"] == 2
 
             async with await paying as paid:
                 assert paid.status == 201
             async with await waiting as served:
                 assert served.status == 200  # the waiter got the slot the payment gave back
+
+
+async def refused_then_served_on_one_connection(port: int, authorization: str) -> bool:
+    """A refusal keeps the connection: the next request on it is answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        statuses = []
+        for path in ("/api/auth/me", "/api/common/health"):
+            head_lines = [f"GET {path} HTTP/1.1", "Host: x", "X-Client-Id: edge", f"Authorization: {authorization}"]
+            writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            statuses.append(int(head[9:12]))
+        return statuses == [503, 200]
+    finally:
+        writer.close()
 
 
 async def _equals(reading: Awaitable[dict[str, float]], name: str, value: float) -> bool:
