@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.src.utils.problems import problem_type
 from simulators.client import SimulatorClient
 from simulators.server import BackgroundSimulator, build
-from tests.e2e.test_through_the_api import PASSWORD, make_account
+from tests.support.accounts import PASSWORD, make_account
 from tests.support.processes import ServiceProcess, clean_environment, free_port
 from tests.support.simulator_fixtures import API_KEY
 

@@ -12,28 +12,18 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from simulators.server import BackgroundSimulator, build
+from tests.support.accounts import PASSWORD, make_account
 from tests.support.catalog import catalog_simulator
 from tests.support.processes import clean_environment, free_port, serving_process
 from tests.support.simulator_fixtures import API_KEY
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "an end-to-end passphrase"
-
-
-def make_account(database_uri: str, email: str, cwd: Path) -> None:
-    subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "app", "users", "create", email, "--display-name", "E2E"], input=PASSWORD + "\n",
-        text=True, check=True, capture_output=True, timeout=60, cwd=cwd,
-        env=clean_environment(PROFILE="test", DB_URI=database_uri),
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

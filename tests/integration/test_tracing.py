@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from simulators.client import SimulatorClient
 from simulators.server import BackgroundSimulator, build
-from tests.e2e.test_through_the_api import PASSWORD, make_account
+from tests.support.accounts import PASSWORD, make_account
 from tests.support.processes import ServiceProcess, clean_environment, free_port
 from tests.support.simulator_fixtures import API_KEY
 
