@@ -8,6 +8,7 @@ import ipaddress
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -242,6 +243,13 @@ class ProfileNotSetError(ValueError):
             "PROFILE is not set: say which environment this is (dev, test, stage or prod); "
             "`make run` (python -m app dev) sets dev"
         )
+
+
+def environment_without_settings(environment: Mapping[str, str]) -> dict[str, str]:
+    """`environment` without what the service reads (its settings, SECRETS_DIR, OpenTelemetry's variables): for a
+    child process configured only by what its caller adds."""
+    ours = {name.upper() for name in Settings.model_fields} | {"SECRETS_DIR"}
+    return {name: value for name, value in environment.items() if name not in ours and not name.startswith("OTEL_")}
 
 
 def load_settings(*, profile_required: bool = False, **overrides: Any) -> Settings:

@@ -72,7 +72,7 @@ class Client(HttpUser):
         filters: dict[str, str | int] = random.choice(
             [{}, {"sort": "price"}, {"sort": "-name"}, {"min_price": 500, "max_price": 5000}]
         )
-        page = self.call("GET", "/api/catalog/items", params={"limit": 20, **filters}).json_or_none()
+        page = _json(self.call("GET", "/api/catalog/items", params={"limit": 20, **filters}))
         if not page or not page.get("items"):
             return
         if page.get("next_cursor") and random.random() < 0.3:
@@ -102,7 +102,6 @@ class Client(HttpUser):
         key = uuid.uuid4().hex
         body = {"amount": random.randint(100, 20_000), "currency": "eur", "customer": "cus_load",
                 "description": "load test"}  # fmt: skip
-        answer = None
         for attempt in range(PAY_ATTEMPTS):
             answer = self.call(
                 "POST", "/api/billing/payments", json=body, headers={"Idempotency-Key": key}, signed_in=True,
@@ -111,8 +110,8 @@ class Client(HttpUser):
             if answer.status_code not in RETRIED_STATUSES:
                 break
             gevent.sleep(_retry_after(answer.headers.get("Retry-After"), attempt))
-        payment = answer.json_or_none() if answer is not None else None
-        if payment and "id" in payment and answer is not None and answer.status_code in (201, 202):
+        payment = _json(answer)
+        if answer.status_code in (201, 202) and payment and "id" in payment:
             self.call("GET", f"/api/billing/payments/{payment['id']}", name="/api/billing/payments/{payment_id}",
                       signed_in=True)  # fmt: skip
 
@@ -121,11 +120,11 @@ class Client(HttpUser):
     def sign_in(self) -> None:
         credentials = {"email": self.account.email, "password": PASSWORD}
         answer = self.call("POST", "/api/auth/login", json=credentials, expect=(200, 202))
-        tokens = answer.json_or_none()
+        tokens = _json(answer)
         if answer.status_code == 202 and tokens and self.account.totp_secret:
             code = pyotp.TOTP(self.account.totp_secret).now()
             answer = self.call("POST", "/api/auth/login/totp", json={"challenge": tokens["challenge"], "code": code})
-            tokens = answer.json_or_none()
+            tokens = _json(answer)
         self._keep(tokens if answer.status_code == 200 else None)
 
     def fresh_token(self) -> str:
@@ -133,7 +132,7 @@ class Client(HttpUser):
             answer = self.call("POST", "/api/auth/refresh", json={"refresh_token": self.refresh_token},
                                expect=(200, 401)) if self.refresh_token else None  # fmt: skip
             if answer is not None and answer.status_code == 200:
-                self._keep(answer.json_or_none())
+                self._keep(_json(answer))
             else:
                 self.sign_in()
         return self.access_token
@@ -170,11 +169,11 @@ class Client(HttpUser):
                 answer.failure(f"unexpected {answer.status_code}: {answer.text[:200]}")
             else:
                 answer.success()
-        answer.json_or_none = lambda: _json(answer)
         return answer
 
 
 def _json(answer: Any) -> Any:
+    """The answer's JSON body, or None when it has none (a refusal from a proxy, a cut connection)."""
     try:
         return answer.json()
     except ValueError:

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import psutil
 import requests
+import yaml
 
+from app.settings import environment_without_settings
 from load.accounts import make_accounts, read_accounts, write_accounts
 from load.profile import Profile
 from load.slo import Verdict, judge, read_locust_csv
@@ -134,8 +136,10 @@ def _local(profile: Profile, out: Path) -> Iterator[Target]:
 
 def _load(profile: Profile, options: Options, target: Target, out: Path) -> Verdict:
     stats_dir = out / "generator"
+    profile_file = out / "profile.yaml"  # the generator runs exactly the profile checked here, wherever it came from
+    profile_file.write_text(yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False))
     environment = _clean_environment() | {
-        "LOAD_PROFILE": profile.name, "LOAD_ACCOUNTS": str(target.accounts_file), "LOAD_PASSWORD": target.password,
+        "LOAD_PROFILE": str(profile_file), "LOAD_ACCOUNTS": str(target.accounts_file), "LOAD_PASSWORD": target.password,
         "LOAD_PROCESSES": str(options.processes), "LOAD_STATS_DIR": str(stats_dir),
         **({"LOAD_INSECURE": "1"} if target.verify is False else {}),
         **({"LOAD_CA_FILE": target.verify} if isinstance(target.verify, str) else {}),
@@ -167,6 +171,10 @@ def _load(profile: Profile, options: Options, target: Target, out: Path) -> Verd
             watcher.join(10)
         if generator.poll() is None:
             generator.kill()
+    if not Path(f"{out / 'locust'}_stats.csv").is_file():
+        raise TargetError(
+            f"the generator (Locust) ended with {generator.returncode} and no statistics: nothing to judge"
+        )
     started = sum(json.loads(path.read_text())["started"] for path in stats_dir.glob("journeys-*.json"))
     return judge(profile, read_locust_csv(out / "locust", started, samples))
 
@@ -243,10 +251,10 @@ def _until_catalog_synced(url: str, verify: bool | str) -> None:
 
 
 def _clean_environment() -> dict[str, str]:
-    from app.settings import Settings
-
-    ours = {name.upper() for name in Settings.model_fields} | {"SECRETS_DIR"}
-    return {name: value for name, value in os.environ.items() if name not in ours and not name.startswith("LOAD_")}
+    """This process's environment without the service's settings nor the load test's own (LOAD_*)."""
+    return {
+        name: value for name, value in environment_without_settings(os.environ).items() if not name.startswith("LOAD_")
+    }
 
 
 def _free_port() -> int:

@@ -57,9 +57,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(RequestGuards(_address_limiter(settings, inbound)).check)
     slots = LifoSlots(settings.inbound_concurrency)
     app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound, slots)  # type: ignore[method-assign]
-    app.extensions[INBOUND_EXTENSION] = Inbound(
-        slots, inbound.shed, exempt_from_limits
-    )  # the edge sheds early with them
+    # The edge (python -m app serve) refuses early with the same slots, counter and exemptions.
+    app.extensions[INBOUND_EXTENSION] = Inbound(slots, inbound.shed, exempt_from_limits)
     _serve_with_services(app, settings, registry)
     return app
 

@@ -15,11 +15,12 @@ decides how much of the core is left for serving at twice the capacity (docs/per
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httptools
@@ -45,14 +46,22 @@ class _HeadRefusedError(Exception):
     """Raised in a parser callback to stop parsing a head that is over a bound."""
 
 
-def _answer(status: int, reason: str, detail: str) -> bytes:
+def _answer(
+    status: int,
+    reason: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    keep_alive: bool = False,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
     """A whole answer written by the edge itself: the app never saw the request (it has no path or id yet)."""
-    body = json.dumps({"type": "about:blank", "title": reason, "status": status, "detail": detail}).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+    body = json.dumps({"type": type_, "title": reason, "status": status, "detail": detail}).encode()
+    lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {PROBLEM_CONTENT_TYPE}", f"content-length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    if not keep_alive:
+        lines.append("connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,6 @@ class EdgeShedding:
     inbound: Inbound
     queue: int
     retry_after: int
-    _keep_alive: bytes = field(init=False, repr=False)
-    _close: bytes = field(init=False, repr=False)
 
     def refuses(self, url: bytes) -> bool:
         if self.inbound.slots.waiting < self.queue:
@@ -74,33 +81,17 @@ class EdgeShedding:
     def answer(self, keep_alive: bool) -> bytes:
         """The whole 503 problem answer, written by the protocol itself; counted as shed."""
         self.inbound.shed.inc()
-        return self._keep_alive if keep_alive else self._close
+        return self._answers[keep_alive]
 
-    def __post_init__(self) -> None:
-        body = json.dumps({
-            "type": problem_type("overloaded"), "title": "Service Unavailable", "status": 503,
-            "detail": "The service is at capacity; retry after the time in Retry-After.",
-        }).encode()  # fmt: skip
-        head = (
-            f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_CONTENT_TYPE}\r\n"
-            f"content-length: {len(body)}\r\nretry-after: {self.retry_after}\r\nx-content-type-options: nosniff\r\n"
-        )
-        object.__setattr__(self, "_keep_alive", f"{head}\r\n".encode() + body)
-        object.__setattr__(self, "_close", f"{head}connection: close\r\n\r\n".encode() + body)
-
-    def app(self) -> Callable[..., object]:
-        """The same answer as an ASGI app, for a request behind another that is still being answered."""
-        whole = self._keep_alive
-        head, _, body = whole.partition(b"\r\n\r\n")
-        headers = [tuple(line.split(b": ", 1)) for line in head.split(b"\r\n")[1:]]
-        shed = self.inbound.shed
-
-        async def overloaded(scope: object, receive: object, send: Callable[[dict[str, object]], object]) -> None:
-            shed.inc()
-            await send({"type": "http.response.start", "status": 503, "headers": headers})  # type: ignore[misc]
-            await send({"type": "http.response.body", "body": body})  # type: ignore[misc]
-
-        return overloaded
+    @functools.cached_property
+    def _answers(self) -> dict[bool, bytes]:
+        detail = "The service is at capacity; retry after the time in Retry-After."
+        headers = (("retry-after", str(self.retry_after)), ("x-content-type-options", "nosniff"))
+        return {
+            keep_alive: _answer(503, "Service Unavailable", detail, type_=problem_type("overloaded"),
+                                keep_alive=keep_alive, headers=headers)
+            for keep_alive in (True, False)
+        }  # fmt: skip
 
 
 @dataclass
@@ -115,7 +106,6 @@ class EdgeState:
 
     def __post_init__(self) -> None:
         self._trusted = [ipaddress.ip_network(network) for network in self.limits.trusted_proxies]
-        self.refused_app = None if self.shedding is None else self.shedding.app()
 
     def admit(self, peer: str | None) -> bool:
         """Count a new connection of `peer`; False when the peer has all it may hold."""
@@ -223,16 +213,13 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.state.waiting.pop(self, None)
         shedding = self.state.shedding
-        if shedding is None or not shedding.refuses(self.url):
-            super().on_headers_complete()
-        elif self.cycle is None or self.cycle.response_complete:
+        # Only when no earlier (pipelined) request is still being answered: its answer must go first, and the app's
+        # own shedding answers this one.
+        idle = self.cycle is None or self.cycle.response_complete
+        if shedding is not None and idle and shedding.refuses(self.url):
             self._shedding_this = True  # answered when its message ends: no request cycle, no task
-        else:  # behind a request still being answered, whose answer must go first: uvicorn queues this one
-            app, self.app = self.app, self.state.refused_app
-            try:
-                super().on_headers_complete()
-            finally:
-                self.app = app
+            return
+        super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         if not self._shedding_this:

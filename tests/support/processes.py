@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from app.settings import Settings
+from app.settings import environment_without_settings
 
 STARTED_LINE = "Uvicorn running on"
 
@@ -65,12 +65,7 @@ def _bindable(port: int) -> bool:
 
 def clean_environment(**settings: str) -> dict[str, str]:
     """The parent's environment without any of the service's settings (nor OpenTelemetry's), plus the given ones."""
-    ours = {name.upper() for name in Settings.model_fields} | {"SECRETS_DIR"}
-    environment = {
-        name: value for name, value in os.environ.items() if name not in ours and not name.startswith("OTEL_")
-    }
-    environment.update(settings)
-    return environment
+    return environment_without_settings(os.environ) | settings
 
 
 def tls_client_context(cert_file: Path) -> ssl.SSLContext:
