@@ -8,7 +8,7 @@ SYNCED := .venv/.synced
 
 LOAD_PROFILE_NAME := $(or $(PROFILE),smoke)
 
-.PHONY: help run test check load ci-static compose-smoke test-compose lint format typecheck test-unit test-integration test-chaos migrate bench bench-overload bench-read bench-catalog bench-outbox bench-billing bench-sim bench-resilience bench-auth wrk h2load clean
+.PHONY: help run test test-repeat mutation check load ci-static compose-smoke test-compose lint format typecheck test-unit test-integration test-chaos migrate bench bench-overload bench-read bench-catalog bench-outbox bench-billing bench-sim bench-resilience bench-auth wrk h2load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -27,6 +27,12 @@ test: $(SYNCED) ## Every test, in parallel (embedded PostgreSQL unless TEST_DB_U
 	$(RUN) pytest -n auto
 
 check: lint typecheck test ## ruff lint + format check + import layers + mypy --strict + tests
+
+test-repeat: $(SYNCED) ## The whole suite N times (N=5) in random orders, as make test runs it; lists every test that failed once
+	$(RUN) python -m harness.repeat $(or $(N),5)
+
+mutation: $(SYNCED) ## mutmut over the requirement modules (harness/parts.py), PART=resilience or all; writes docs/harness.md
+	$(RUN) --group mutation python -m harness.mutation $(PART)
 
 compose-smoke: $(SYNCED) ## Build the images (on local Debian bases when no registry answers) and bring compose.yaml up: healthy, ready over TLS
 	./ci/with-docker ./ci/compose-smoke

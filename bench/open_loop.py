@@ -1,6 +1,7 @@
 """An open-loop HTTP/1.1 load generator: requests arrive at a fixed rate whatever the answers do (a slow answer
 never holds back the next arrival: a new connection is opened when none is idle), and each latency counts from
-the arrival's scheduled time, so time the generator itself lost is charged too (no coordinated omission).
+the arrival's scheduled time, so time the generator itself lost is charged too (no coordinated omission). A pool of
+`--warm` connections is opened before the first arrival, as a client's would be when the run is steady state.
 
     python -m bench.open_loop URL --rate 2000 --seconds 10 --header 'Authorization: Bearer ...' > samples.json
 
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 MAX_CONNECTIONS = 8192
 ANSWER_TIMEOUT = 30.0
+WARM_CONNECTIONS = 64
 
 
 class Connections:
@@ -69,13 +71,15 @@ async def exchange(connections: Connections, request: bytes) -> int:
     return status
 
 
-async def offer(url: str, rate: float, seconds: float, headers: list[str]) -> dict[str, object]:
+async def offer(url: str, rate: float, seconds: float, headers: list[str], warm: int) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     lines = [f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1", f"Host: {host}:{port}",
              *headers, "", ""]  # fmt: skip
     request = "\r\n".join(lines).encode()
     connections = Connections(host, port)
+    for connection in await asyncio.gather(*(connections.take() for _ in range(warm))):
+        connections.give_back(connection)  # open before the clock starts, as a client's pool would be
     samples: list[tuple[float, int, float]] = []
     pending: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
@@ -88,7 +92,8 @@ async def offer(url: str, rate: float, seconds: float, headers: list[str]) -> di
             status = await asyncio.wait_for(exchange(connections, request), ANSWER_TIMEOUT)
         except TimeoutError:
             status = 0
-        samples.append((scheduled - started, status, (loop.time() - scheduled) * 1000))
+        late = max(0.0, loop.time() - scheduled)  # a timer may wake a little early
+        samples.append((scheduled - started, status, late * 1000))
 
     for index in range(total):
         scheduled = started + index / rate
@@ -114,8 +119,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument(
+        "--warm", type=int, default=WARM_CONNECTIONS, help="connections opened before the first arrival"
+    )
     arguments = parser.parse_args()
-    coroutine = offer(arguments.url, arguments.rate, arguments.seconds, arguments.header)
+    coroutine = offer(arguments.url, arguments.rate, arguments.seconds, arguments.header, arguments.warm)
     try:
         import uvloop  # the faster loop where it is installed (uvicorn's standard extra brings it)
     except ImportError:

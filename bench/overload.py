@@ -10,20 +10,26 @@ Writes the table and a plot (docs/performance-overload.png) into docs/performanc
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+
+import psutil
 
 from app.dev.embedded_postgres import embedded_postgres
 from app.runtime.migrations import upgrade
 from app.settings import new_token_key
 from bench.read import ACCOUNT, _post
 from bench.sessions import bearer_script
-from bench.wrk import LOAD_CORE, ROOT, free_port, load_arguments, pinned_server, wrk
+from bench.wrk import LOAD_CORE, ROOT, free_port, pinned_server, wrk
 
 ROUTE = "/api/auth/me"
 MULTIPLES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -53,6 +59,7 @@ def _p99(values: list[float]) -> float:
 
 
 def offer(url: str, token: str, rate: float, seconds: float, multiple: float) -> Offered:
+    _quiet()
     command = [
         "taskset", "-c", LOAD_CORE, sys.executable, "-m", "bench.open_loop", url, "--rate", f"{rate:.1f}",
         "--seconds", str(seconds), "--header", f"Authorization: Bearer {token}", "--header", "X-Client-Id: bench",
@@ -85,7 +92,7 @@ def signed_in(base: str, environment: dict[str, str]) -> str:
 
 
 def main() -> None:
-    arguments = load_arguments(__doc__)
+    arguments = _arguments()
     seconds = arguments.seconds * 2
     with embedded_postgres(ROOT / ".data" / "bench-postgres") as database_uri:
         asyncio.run(upgrade(database_uri))
@@ -94,32 +101,101 @@ def main() -> None:
             "CLIENT_RATE": "off", "ADDRESS_RATE": "off", "CONNECTIONS_PER_PEER": "off", "LOG_LEVEL": "WARNING",
             "DATA_DIR": str(ROOT / ".data"),
         }  # fmt: skip
-        shedding = {"on": dict(common), "off": common | {"INBOUND_CONCURRENCY": "1000000"}}
-        results: dict[str, list[Offered]] = {}
-        capacity = idle_p99 = 0.0
-        for mode, environment in shedding.items():
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            with pinned_server(
-                ["-m", "app", "serve"], f"{base}/api/common/health", environment | {"LISTEN_PORT": str(port)}
-            ):
-                token = signed_in(base, environment)
-                if mode == "on":
-                    script = bearer_script(token, ROOT / ".data" / "overload-me.lua")
-                    wrk(base + ROUTE, 2, arguments.connections, script)  # warm-up
-                    runs = [wrk(base + ROUTE, arguments.seconds, arguments.connections, script) for _ in range(3)]
-                    # 200s only: a 503 is answered fast, and counting it would inflate the capacity
-                    capacity = statistics.median(
-                        run.requests_per_second - run.non_2xx / arguments.seconds for run in runs
-                    )
-                    idle_p99 = offer(base + ROUTE, token, capacity * 0.1, seconds, 0.1).accepted_p99
-                results[mode] = [
-                    offer(base + ROUTE, token, capacity * multiple, seconds, multiple) for multiple in MULTIPLES
-                ]
+        if arguments.limits:
+            _sweep(common, [int(limit) for limit in arguments.limits.split(",")], arguments, seconds)
+            return
+        # Both servers stay up (an idle one costs nothing) and each rate is offered to one, then the other: this
+        # machine's speed drifts over minutes, and the comparison is the one thing to trust.
+        shedding = {"off": common | {"INBOUND_CONCURRENCY": "1000000"}, "on": dict(common)}
+        with ExitStack() as servers:
+            bases = {mode: servers.enter_context(_server(environment)) for mode, environment in shedding.items()}
+            token = signed_in(bases["on"], common)
+            capacity = _capacity(bases["off"], token, arguments)
+            idle_p99 = offer(bases["on"] + ROUTE, token, capacity * 0.1, seconds, 0.1).accepted_p99
+            results: dict[str, list[Offered]] = {mode: [] for mode in shedding}
+            for multiple in MULTIPLES:
+                for mode, base in bases.items():
+                    results[mode].append(offer(base + ROUTE, token, capacity * multiple, seconds, multiple))
     report = _report(capacity, idle_p99, results, seconds)
     print(report)
     _plot(capacity, results)
     _write_doc(report)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=5, help="half the length of one offered rate; wrk's runs")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections when measuring capacity")
+    parser.add_argument("--limits", help="instead: 2x capacity offered to one server per INBOUND_CONCURRENCY given")
+    parser.add_argument("--rounds", type=int, default=3, help="with --limits: offers to each, taken in turns")
+    return parser.parse_args()
+
+
+@contextmanager
+def _server(environment: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with pinned_server(
+        ["-m", "app", "serve"], f"{base}/api/common/health", environment | {"LISTEN_PORT": str(port)}
+    ) as process:
+        _SERVERS.append(psutil.Process(process.pid))
+        yield base
+
+
+_SERVERS: list[psutil.Process] = []
+
+
+def _quiet() -> None:
+    """Until every server is idle: one that was overloaded goes on answering requests whose clients have gone,
+    on the same core as the next measurement (at most a minute)."""
+    for server in _SERVERS:
+        server.cpu_percent(interval=None)  # from now on
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if sum(server.cpu_percent(interval=None) for server in _SERVERS) < 5:
+            return
+
+
+def _capacity(base: str, token: str, arguments: argparse.Namespace) -> float:
+    """The closed-loop maximum of a server without a limit: wrk's connections, 200s a second (median of 3)."""
+    script = bearer_script(token, ROOT / ".data" / "overload-me.lua")
+    wrk(base + ROUTE, 2, arguments.connections, script)  # warm-up
+    runs = [wrk(base + ROUTE, arguments.seconds, arguments.connections, script) for _ in range(3)]
+    return float(statistics.median(run.requests_per_second - run.non_2xx / arguments.seconds for run in runs))
+
+
+def _sweep(common: dict[str, str], limits: list[int], arguments: argparse.Namespace, seconds: float) -> None:
+    """`--limits 4,8,16,32`: which INBOUND_CONCURRENCY holds accepted latency at 2x and keeps the goodput, each
+    limit's server offered 2x in turns, `--rounds` times; the medians."""
+    with ExitStack() as servers:
+        unlimited = servers.enter_context(_server(common | {"INBOUND_CONCURRENCY": "1000000"}))
+        limited = {limit: common | {"INBOUND_CONCURRENCY": str(limit)} for limit in limits}
+        bases = {limit: servers.enter_context(_server(environment)) for limit, environment in limited.items()}
+        token = signed_in(unlimited, common)
+        capacity = _capacity(unlimited, token, arguments)
+        idle_p99 = offer(unlimited + ROUTE, token, capacity * 0.1, seconds, 0.1).accepted_p99
+        runs: dict[int, list[Offered]] = {limit: [] for limit in limits}
+        for _ in range(arguments.rounds):
+            for limit, base in bases.items():
+                runs[limit].append(offer(base + ROUTE, token, capacity * 2, seconds, 2.0))
+    lines = [
+        f"GET {ROUTE} offered at 2x the capacity ({capacity:,.0f} req/s, closed loop, no limit; idle p99 "
+        f"{idle_p99:.2f} ms, 3x: {3 * idle_p99:.1f} ms), {seconds:g} s each, {arguments.rounds} rounds in turns; "
+        "medians:",
+        "",
+        "| INBOUND_CONCURRENCY | goodput / capacity | accepted p99 ms | shed p99 ms | shed |",
+        "|---|---|---|---|---|",
+    ]
+    for limit, offered in runs.items():
+        shed = [run.shed_p99 for run in offered if run.shed_p99 is not None]
+        lines.append(
+            f"| {limit} | {statistics.median(run.goodput for run in offered) / capacity:.2f} "
+            f"| {statistics.median(run.accepted_p99 for run in offered):.1f} "
+            f"| {statistics.median(shed) if shed else float('nan'):.1f} "
+            f"| {statistics.median(run.shed_share for run in offered):.0%} |"
+        )
+    print("\n".join(lines))
 
 
 def _report(capacity: float, idle_p99: float, results: dict[str, list[Offered]], seconds: float) -> str:

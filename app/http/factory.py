@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(_begin_reads)
     app.teardown_request(_end_reads)
     app.before_request(RequestGuards(_address_limiter(settings, inbound)).check)
-    slots = LifoSlots(settings.inbound_concurrency)
+    slots = LifoSlots(settings.inbound_concurrency, standing_wait=settings.inbound_standing_wait)
     app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound, slots)  # type: ignore[method-assign]
     # The edge (python -m app serve) refuses early with the same slots, counter and exemptions.
     app.extensions[INBOUND_EXTENSION] = Inbound(slots, inbound.shed, exempt_from_limits)

@@ -1,7 +1,8 @@
 """NFR-4 under overload, over real sockets to `python -m app serve`: once the app's concurrency slots have
 INBOUND_QUEUE waiters, the edge refuses the next request at once (503 problem+json with Retry-After, counted as
 shed) instead of letting it wait INBOUND_MAX_WAIT; exempt routes still answer; the waiter is served when a slot
-frees. The slot is held by a payment whose provider takes 3 s."""
+frees. The slot is held by a read that waits on a table the test keeps locked (a request waiting on a provider
+would lend its slot)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import make_url
 
 from app.src.utils.problems import problem_type
-from simulators.client import SimulatorClient
-from simulators.server import BackgroundSimulator, build
 from tests.support.accounts import PASSWORD, make_account
 from tests.support.processes import ServiceProcess, clean_environment, free_port
-from tests.support.simulator_fixtures import API_KEY
 
 pytestmark = pytest.mark.chaos
 
@@ -48,28 +48,22 @@ async def test_the_edge_refuses_at_once_when_the_queue_is_full_and_the_waiter_is
     await asyncio.to_thread(make_account, database_uri, email, tmp_path)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with BackgroundSimulator(build("payments", {"seed": 4, "rules": []})) as simulator:
-        environment = clean_environment(
-            PROFILE="test", DB_URI=database_uri, LISTEN_PORT=str(port), PAYMENTS_URL=simulator.url,
-            PAYMENTS_API_KEY=API_KEY, CLIENT_RATE="off", ADDRESS_RATE="off",
-            INBOUND_CONCURRENCY="1", INBOUND_QUEUE="1", INBOUND_MAX_WAIT="10", INBOUND_RETRY_AFTER="7",
-        )  # fmt: skip
-        async with (
-            SimulatorClient(simulator.url) as sim,
-            aiohttp.ClientSession() as http,
-            ServiceProcess(["serve"], environment, cwd=tmp_path),
-        ):
-            client = {"X-Client-Id": "edge"}
-            async with http.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD},
-                                 headers=client) as r:  # fmt: skip
-                signed_in = client | {"Authorization": f"Bearer {(await r.json())['access_token']}"}
-            slow = {"kind": "latency", "distribution": {"type": "fixed", "ms": 3000}, "phase": "before"}
-            await sim.add_fault(route="/v1/charges", method="POST", action=slow)
-            payment = {"amount": 700, "currency": "eur", "customer": "cus_edge"}
-            paying = asyncio.create_task(http.post(
-                f"{base}/api/billing/payments", json=payment, headers=signed_in | {"Idempotency-Key": "edge-1"}
-            ))  # fmt: skip
-            await until(lambda: sim.journal_count(path="/v1/charges"))  # the payment holds the only slot
+    environment = clean_environment(
+        PROFILE="test", DB_URI=database_uri, LISTEN_PORT=str(port), CLIENT_RATE="off", ADDRESS_RATE="off",
+        INBOUND_CONCURRENCY="1", INBOUND_QUEUE="1", INBOUND_MAX_WAIT="10", INBOUND_RETRY_AFTER="7",
+    )  # fmt: skip
+    async with aiohttp.ClientSession() as http, ServiceProcess(["serve"], environment, cwd=tmp_path):
+        client = {"X-Client-Id": "edge"}
+        async with http.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD},
+                             headers=client) as r:  # fmt: skip
+            signed_in = client | {"Authorization": f"Bearer {(await r.json())['access_token']}"}
+        locker = await asyncpg.connect(make_url(database_uri).render_as_string(hide_password=False))
+        try:
+            locked = locker.transaction()
+            await locked.start()
+            await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            holding = asyncio.create_task(http.get(f"{base}/api/auth/me", headers=signed_in))
+            await until(lambda: _equals(gauges(http, base), "http_requests_in_flight", 1))  # it holds the only slot
             waiting = asyncio.create_task(http.get(f"{base}/api/auth/me", headers=signed_in))
             await until(lambda: _equals(gauges(http, base), "http_requests_waiting", 1))
 
@@ -86,11 +80,13 @@ async def test_the_edge_refuses_at_once_when_the_queue_is_full_and_the_waiter_is
             assert (await gauges(http, base))["http_requests_shed_total"] == 1
             assert await refused_then_served_on_one_connection(port, signed_in["Authorization"])
             assert (await gauges(http, base))["http_requests_shed_total"] == 2
-
-            async with await paying as paid:
-                assert paid.status == 201
-            async with await waiting as served:
-                assert served.status == 200  # the waiter got the slot the payment gave back
+            await locked.rollback()
+        finally:
+            await locker.close()
+        async with await holding as held:
+            assert held.status == 200
+        async with await waiting as served:
+            assert served.status == 200  # the waiter got the slot the first read gave back
 
 
 async def refused_then_served_on_one_connection(port: int, authorization: str) -> bool:

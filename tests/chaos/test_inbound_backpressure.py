@@ -1,5 +1,6 @@
-"""NFR-4 inbound: the concurrency limit sheds load with 503 + Retry-After instead of queueing without bound, and
-per-client rate limits answer 429 with the RateLimit headers without touching other clients."""
+"""NFR-4 inbound: the concurrency limit sheds load with 503 + Retry-After instead of queueing without bound (and
+does not count a request waiting on a provider), and per-client rate limits answer 429 with the RateLimit headers
+without touching other clients."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from quart.typing import TestClientProtocol as HttpClient
 from app import create_app
 from app.http.authentication import public
 from app.settings import Settings
+from tests.integration.billing_support import billing
 
 pytestmark = pytest.mark.chaos
 
@@ -96,3 +98,26 @@ async def test_a_client_over_its_rate_gets_429_with_ratelimit_headers_and_others
         assert other.status_code == 404  # past the limiter, to the router
         metrics = await (await client.get("/metrics")).get_data(as_text=True)
         assert "http_requests_rate_limited_total 1.0" in metrics
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_a_request_waiting_on_a_slow_provider_lends_its_slot_and_still_finishes(
+    settings: Settings, database_uri: str
+) -> None:
+    async with billing(settings, database_uri, inbound_concurrency=1, inbound_max_wait=0.05) as env:
+        slow = {"kind": "latency", "distribution": {"type": "fixed", "ms": 1500}, "phase": "after"}  # it acts, late
+        await env.sim.add_fault(route="/v1/charges", method="POST", action=slow)
+        paying = asyncio.create_task(env.pay("slow-provider"))
+        deadline = time.monotonic() + 10
+        while not await env.provider_charges():  # the payment now waits on the provider's answer
+            assert time.monotonic() < deadline, "the charge never reached the provider"
+            await asyncio.sleep(0.02)
+        reads = [await env.client.get("/api/auth/me", headers=env.headers(None)) for _ in range(3)]
+        assert [read.status_code for read in reads] == [200, 200, 200]  # the only slot was lent, not held
+        assert not paying.done()
+        paid = await paying
+        assert paid.status_code == 201, await paid.get_data(as_text=True)
+        assert (await paid.get_json())["status"] == "succeeded"
+        scrape = await (await env.client.get("/metrics")).get_data(as_text=True)
+        assert "http_requests_shed_total 0.0" in scrape
+        assert "http_requests_in_flight 0.0" in scrape  # the slot came back and went back: none is lost

@@ -44,8 +44,9 @@ async def challenge_of(user: User) -> str:
 
 @pytest.fixture
 async def strict(settings: Settings) -> Any:
-    """The service with a burst limit of 3 failures."""
-    async for client in serve(create_app(auth_settings(settings, login_failures_per_burst=3))):
+    """The service with a burst limit of 3 failures, and room for every request of a burst at once: this is about
+    the attempts, not the concurrency limit (which could shed some of a dozen sign-ins queued on one account)."""
+    async for client in serve(create_app(auth_settings(settings, login_failures_per_burst=3, inbound_concurrency=64))):
         yield client
 
 

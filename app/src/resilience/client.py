@@ -41,6 +41,7 @@ from app.src.resilience.backoff import full_jitter, retry_after_seconds
 from app.src.resilience.breaker import BreakerOpenError, CircuitBreaker
 from app.src.resilience.budget import RetryBudget
 from app.src.resilience.bulkhead import Bulkhead, BulkheadFullError
+from app.src.resilience.lifo_slots import lend_slot
 from app.src.resilience.metrics import ProviderMetrics
 from app.src.resilience.policy import IDEMPOTENT_METHODS, ProviderPolicy
 from app.src.utils import tracing
@@ -149,7 +150,8 @@ class ProviderClient:
         replaced = request_id_var.set(request_id) if request_id != in_context else None
         with tracing.provider_span(self.name, method, path, sent_headers) as span:
             try:
-                response = await self._with_retries(method, path, body, sent_headers, deadline_at, retryable)
+                async with lend_slot():  # the request runs nothing while it waits on the provider
+                    response = await self._with_retries(method, path, body, sent_headers, deadline_at, retryable)
             except ProviderError as error:
                 self._stats.call_ended(_outcome_of(error), time.monotonic() - started)
                 raise

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from app.src.resilience.lifo_slots import LifoSlots
+from app.src.resilience.lifo_slots import Lease, LifoSlots, current_lease
 from app.src.resilience.token_bucket import BucketStore
 from app.src.utils.logs import request_id_var
 from app.src.utils.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_type
@@ -65,8 +65,9 @@ class Inbound:
 
 
 class LoadShedder:
-    """At most `limit` requests in the app at once; the next waits at most `max_wait` seconds, then gets 503.
-    Waiters are served newest-first (app/src/resilience/lifo_slots.py)."""
+    """At most `limit` requests in the app at once; the next waits at most `max_wait` seconds (less once a queue
+    stands), then gets 503. Waiters are served newest-first; a request waiting on a provider lends its slot
+    (app/src/resilience/lifo_slots.py)."""
 
     def __init__(
         self,
@@ -96,10 +97,13 @@ class LoadShedder:
             detail = "The service is at capacity; retry after the time in Retry-After."
             await send_problem(send, scope["path"], 503, "overloaded", "Service Unavailable", detail, self._retry_after)
             return
+        lease = Lease(self._slots)
+        token = current_lease.set(lease)
         try:
             await self._app(scope, receive, send)
         finally:
-            self._slots.give_back()
+            current_lease.reset(token)
+            lease.end()
 
 
 class ClientRateLimiter:

@@ -1,24 +1,40 @@
-"""Concurrency slots handed out newest-first.
+"""Concurrency slots handed out newest-first, with a shorter wait once a queue stands, lent while a request waits
+on a provider.
 
 Under overload a queue of waiters in arrival order serves the oldest, which have waited longest and whose clients
 are likeliest to have given up: every request then pays the whole wait, and the latency of all of them rises
 together. Served newest-first (Facebook's adaptive LIFO, in "Fail at Scale"), the requests that get a slot have
 barely waited, and the ones at the back reach their bounded wait and are refused at once (503 + Retry-After).
-With no queue the order does not matter: a free slot is taken at once.
+
+A queue that forms and drains absorbs a burst; a queue that stands only adds latency. As in the same paper's
+CoDel variant: while no slot has been free for a whole `max_wait`, a new waiter waits at most `standing_wait`.
+
+The slots bound the work the event loop runs at once. A request waiting on a provider runs nothing meanwhile, so
+it lends its slot (`lend_slot`) and takes one back, ahead of every new waiter, when the provider has answered: a
+slow provider then holds provider places (its bulkhead), not the slots every other route needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 
 
 class LifoSlots:
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self, limit: int, *, standing_wait: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._free = limit
         self._limit = limit
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._returning: deque[asyncio.Future[None]] = deque()
+        self._standing_wait = standing_wait
+        self._clock = clock
+        self._free_at = clock()  # the last moment a slot was free
 
     @property
     def in_use(self) -> int:
@@ -31,34 +47,60 @@ class LifoSlots:
     def try_take(self) -> bool:
         if self._free > 0:
             self._free -= 1
+            self._free_at = self._clock()
             return True
         return False
 
+    def wait_for(self, max_wait: float) -> float:
+        """How long a new waiter may wait: `max_wait`, or `standing_wait` once no slot was free for `max_wait`."""
+        if self._standing_wait is not None and self._clock() - self._free_at > max_wait:
+            return min(max_wait, self._standing_wait)
+        return max_wait
+
     async def take(self, max_wait: float) -> bool:
-        """A slot within `max_wait` seconds (True), or none (False); the newest waiter is served first."""
+        """A slot within `max_wait` seconds (less once a queue stands) (True), or none (False); the newest waiter
+        is served first."""
         if self.try_take():
             return True
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            async with asyncio.timeout(max_wait):
+            async with asyncio.timeout(self.wait_for(max_wait)):
                 await waiter
         except TimeoutError:
-            return self._gave_up(waiter)
+            return self._gave_up(waiter, self._waiters)
         except asyncio.CancelledError:
-            self._gave_up(waiter, keep=False)
+            self._gave_up(waiter, self._waiters, keep=False)
             raise
         return True
 
+    async def take_back(self) -> None:
+        """A slot for a request that lent its own: ahead of every new waiter, and without a time limit."""
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._returning.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            self._gave_up(waiter, self._returning, keep=False)
+            raise
+
     def give_back(self) -> None:
+        while self._returning:
+            waiter = self._returning.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
         while self._waiters:
             waiter = self._waiters.pop()  # the newest
             if not waiter.done():
                 waiter.set_result(None)
                 return
         self._free += 1
+        self._free_at = self._clock()
 
-    def _gave_up(self, waiter: asyncio.Future[None], *, keep: bool = True) -> bool:
+    def _gave_up(self, waiter: asyncio.Future[None], queue: deque[asyncio.Future[None]], *, keep: bool = True) -> bool:
         """The wait ended without a slot, unless one was handed over just as it ended: kept, or passed on."""
         if waiter.done() and not waiter.cancelled():
             if keep:
@@ -67,5 +109,51 @@ class LifoSlots:
             return False
         waiter.cancel()
         with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
+            queue.remove(waiter)
         return False
+
+
+class Lease:
+    """One request's slot: held from admission to the end of the request, except while lent."""
+
+    def __init__(self, slots: LifoSlots) -> None:
+        self._slots = slots
+        self.held = True
+        self.ended = False
+
+    def end(self) -> None:
+        self.ended = True
+        if self.held:
+            self.held = False
+            self._slots.give_back()
+
+    @contextlib.asynccontextmanager
+    async def lent(self) -> AsyncIterator[None]:
+        if not self.held or self.ended:
+            yield
+            return
+        self.held = False
+        self._slots.give_back()
+        try:
+            yield
+        finally:
+            if not self.ended:
+                await self._slots.take_back()
+                self.held = not self.ended  # the request may have ended while this waited (a task outliving it)
+                if not self.held:
+                    self._slots.give_back()
+
+
+current_lease: ContextVar[Lease | None] = ContextVar("current_lease", default=None)
+
+
+@contextlib.asynccontextmanager
+async def lend_slot() -> AsyncIterator[None]:
+    """While the block waits on something outside the process, the request's slot serves another; outside a
+    request (a job, a test), nothing to lend."""
+    lease = current_lease.get()
+    if lease is None:
+        yield
+        return
+    async with lease.lent():
+        yield

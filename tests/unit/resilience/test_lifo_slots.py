@@ -1,4 +1,5 @@
-"""Slots under a limit, handed to the newest waiter first; a waiter that runs out of time gets none and takes
+"""Slots under a limit, handed to the newest waiter first (after the short standing wait once a queue stands); lent
+while a request waits elsewhere and taken back ahead of new waiters; a waiter that runs out of time gets none and takes
 none from the others; a slot is never lost, whatever is cancelled."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import asyncio
 
 import pytest
 
-from app.src.resilience.lifo_slots import LifoSlots
+from app.src.resilience.lifo_slots import Lease, LifoSlots, current_lease, lend_slot
 
 
 async def settle() -> None:
@@ -68,3 +69,125 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_a_slot_handed_to_it_is_pa
         await cancelled
     assert await patient is True  # the slot went on to the next waiter
     assert slots.in_use == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_once_no_slot_was_free_for_max_wait_a_new_waiter_waits_only_the_standing_wait() -> None:
+    clock = Clock()
+    slots = LifoSlots(1, standing_wait=0.01, clock=clock)
+    assert slots.try_take()  # a slot was free at 100.0
+    clock.now += 0.09
+    assert slots.wait_for(0.1) == 0.1  # a queue that may still drain: the whole wait
+    clock.now += 0.02
+    assert slots.wait_for(0.1) == 0.01  # none free for over 0.1 s: the queue stands
+    clock.now += 5
+    began = asyncio.get_running_loop().time()
+    assert await slots.take(5) is False  # no slot free for over 5 s either
+    assert asyncio.get_running_loop().time() - began < 1  # the standing wait, not the 5 s asked
+    slots.give_back()  # free again, with nobody waiting
+    assert slots.wait_for(0.1) == 0.1
+    assert slots.try_take()
+    clock.now += 0.2
+    assert slots.wait_for(0.05) == 0.01
+    assert LifoSlots(1, clock=clock).wait_for(0.1) == 0.1  # without a standing wait, never shortened
+
+
+async def test_the_standing_wait_never_lengthens_a_shorter_max_wait() -> None:
+    clock = Clock()
+    slots = LifoSlots(1, standing_wait=0.5, clock=clock)
+    assert slots.try_take()
+    clock.now += 1
+    assert slots.wait_for(0.1) == 0.1
+
+
+async def test_a_lent_slot_serves_another_and_comes_back_ahead_of_new_waiters() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    lease = Lease(slots)
+    token = current_lease.set(lease)
+    order: list[str] = []
+    provider_answered = asyncio.Event()
+
+    async def waiting_on_a_provider() -> None:
+        async with lend_slot():
+            await provider_answered.wait()
+        order.append("lender back")
+
+    lender = asyncio.create_task(waiting_on_a_provider())
+    await settle()
+    assert slots.in_use == 0
+    assert slots.try_take()  # the lent slot serves another request
+
+    async def new_waiter() -> None:
+        if await slots.take(5):
+            order.append("new waiter")
+
+    waiter = asyncio.create_task(new_waiter())
+    await settle()
+    provider_answered.set()
+    await settle()
+    assert order == []  # the lender waits for a slot too: none is free
+    slots.give_back()  # the other request ends: its slot goes to the lender, not to the newer waiter
+    await settle()
+    assert order == ["lender back"]
+    assert lease.held
+    lease.end()
+    await waiter
+    assert order == ["lender back", "new waiter"]
+    await lender
+    current_lease.reset(token)
+    slots.give_back()
+    assert slots.in_use == 0
+
+
+async def test_outside_a_request_there_is_nothing_to_lend() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    async with lend_slot():
+        assert not slots.try_take()  # nothing was given back
+    assert slots.in_use == 1
+
+
+async def test_a_request_that_ended_while_its_slot_was_lent_takes_none_back() -> None:
+    slots = LifoSlots(2)
+    assert slots.try_take()
+    lease = Lease(slots)
+    async with lease.lent():
+        assert slots.in_use == 0
+        lease.end()  # the request ended; a task it started still waits on the provider
+    assert slots.in_use == 0
+    assert not lease.held
+    lease.end()  # ending twice gives back nothing more
+    assert slots.in_use == 0
+
+
+async def test_a_lender_cancelled_while_taking_its_slot_back_loses_no_slot_and_frees_none_twice() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    lease = Lease(slots)
+    answered = asyncio.Event()
+
+    async def lender() -> None:
+        async with lease.lent():
+            await answered.wait()
+
+    task = asyncio.create_task(lender())
+    await settle()
+    assert slots.try_take()  # someone else holds the slot now
+    answered.set()
+    await settle()  # the lender waits to take it back
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    lease.end()  # the request's own end: it holds nothing, so gives nothing
+    assert slots.in_use == 1
+    slots.give_back()
+    assert slots.in_use == 0
+    assert slots.try_take()

@@ -48,6 +48,7 @@ from app.src.encryption import totp
 from app.src.encryption.opaque import digest, new_recovery_codes, new_refresh_token
 from app.src.encryption.passwords import PasswordHasher
 from app.src.encryption.tokens import InvalidTokenError, TokenKeyRing
+from app.src.resilience.lifo_slots import lend_slot
 from app.src.utils.bounded_threads import ThreadsBusyError
 from app.src.utils.logs import module_logger
 
@@ -123,15 +124,18 @@ class AuthService:
         self._clock = clock
         self._attempts = AttemptLimits(policy.failures_per_hour, policy.failures_per_burst, policy.burst_seconds)
 
+    # Argon2 runs on the hashing threads, bounded by their own pool: the request lends its inbound slot meanwhile.
     async def _hash(self, password: str) -> str:
         try:
-            return await self._hasher.hash(password)
+            async with lend_slot():
+                return await self._hasher.hash(password)
         except ThreadsBusyError:
             raise _too_many_at_once() from None
 
     async def _verify(self, password: str, encoded: str | None) -> bool:
         try:
-            return await self._hasher.verify(password, encoded)
+            async with lend_slot():
+                return await self._hasher.verify(password, encoded)
         except ThreadsBusyError:
             raise _too_many_at_once() from None
 
