@@ -16,8 +16,10 @@ help: ## List the targets
 $(UV):
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || python3 -m pip install --user --quiet --break-system-packages uv
 
+# Bytecode compiled once here: every test that starts `python -m app` would otherwise compile the dependencies
+# again where PYTHONDONTWRITEBYTECODE is set (measured: 6.6 s -> 2.5 s to import the app).
 $(SYNCED): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 run: $(SYNCED) ## The service with embedded PostgreSQL on https://localhost:8443 (Ctrl-C stops everything)
