@@ -18,15 +18,28 @@ SPAWNED = "runs `python -m app serve` in a process of its own: a mutant in mutmu
 
 PARTS = (
     Part(
-        "resilience",
-        ("app/src/resilience/*",),
+        "policy",
+        tuple(
+            f"app/src/resilience/{name}.py"
+            for name in ("backoff", "breaker", "budget", "bulkhead", "token_bucket", "lifo_slots", "policy")
+        ),
+        ("tests/unit/resilience", "tests/chaos/test_inbound_backpressure.py"),
+        (f"tests/chaos/test_edge_shedding.py: {SPAWNED}",),
+    ),
+    Part(
+        "provider-client",
+        ("app/src/resilience/client.py", "app/src/resilience/metrics.py"),
         (
             "tests/unit/resilience",
             "tests/chaos/test_provider_calls.py",
             "tests/chaos/test_provider_response_size.py",
-            "tests/chaos/test_inbound_backpressure.py",
         ),
-        (f"tests/chaos/test_edge_shedding.py: {SPAWNED}", f"tests/chaos/test_edge.py: {SPAWNED}"),
+    ),
+    Part(
+        "inbound",
+        ("app/src/resilience/inbound.py", "app/src/resilience/request_bodies.py"),
+        ("tests/chaos/test_inbound_backpressure.py", "tests/integration/test_errors.py"),
+        (f"tests/chaos/test_edge.py (slow and oversized bodies): {SPAWNED}",),
     ),
     Part(
         "simulators",

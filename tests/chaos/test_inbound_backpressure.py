@@ -63,7 +63,16 @@ async def test_requests_beyond_the_concurrency_limit_get_503_quickly_while_the_f
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "3"
         assert response.headers["Content-Type"] == "application/problem+json"
-        assert (await response.get_json())["type"] == "urn:proving-ground:problem:overloaded"
+        body = await response.get_data()
+        assert int(response.headers["Content-Length"]) == len(body)
+        assert await response.get_json() == {
+            "type": "urn:proving-ground:problem:overloaded",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "The service is at capacity; retry after the time in Retry-After.",
+            "instance": "/api/slow/work",
+            "request_id": response.headers["X-Request-ID"],
+        }
     health, scrape = await client.get("/api/common/health"), await client.get("/metrics")
     assert (health.status_code, scrape.status_code) == (200, 200)  # health checks and scrapes are never shed
     gate.set()
@@ -91,9 +100,15 @@ async def test_a_client_over_its_rate_gets_429_with_ratelimit_headers_and_others
         assert limited.headers["Retry-After"] == "2"
         assert limited.headers["RateLimit"] == '"per-client";r=0;t=2'
         assert limited.headers["RateLimit-Policy"] == '"per-client";q=2;w=4'
-        problem = await limited.get_json()
-        assert (problem["status"], problem["type"]) == (429, "urn:proving-ground:problem:rate-limited")
-        assert problem["request_id"] == limited.headers["X-Request-ID"]
+        assert limited.headers["Content-Type"] == "application/problem+json"
+        assert await limited.get_json() == {
+            "type": "urn:proving-ground:problem:rate-limited",
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": "This client has used its 2 requests; retry after 2 s.",
+            "instance": "/api/nowhere",
+            "request_id": limited.headers["X-Request-ID"],
+        }
         other = await client.get("/api/nowhere", headers={"X-Client-Id": "polite"})
         assert other.status_code == 404  # past the limiter, to the router
         metrics = await (await client.get("/metrics")).get_data(as_text=True)

@@ -5,6 +5,7 @@ none from the others; a slot is never lost, whatever is cancelled."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -191,3 +192,87 @@ async def test_a_lender_cancelled_while_taking_its_slot_back_loses_no_slot_and_f
     slots.give_back()
     assert slots.in_use == 0
     assert slots.try_take()
+
+
+async def test_a_slot_handed_over_as_the_wait_runs_out_is_kept() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    asyncio.get_running_loop().call_later(0.01, slots.give_back)
+    waiter = asyncio.create_task(slots.take(0.02))
+    await asyncio.sleep(0)  # it waits, its time running out 10 ms after the hand-over
+    time.sleep(0.05)  # the loop is held: the hand-over and the end of the wait come due in the same turn
+    assert await waiter is True  # served: the slot it was handed is not dropped, nor given back as if refused
+    assert slots.in_use == 1
+    assert slots.waiting == 0
+
+
+async def test_a_waiter_cancelled_before_any_hand_over_leaves_nothing_behind() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    waiter = asyncio.create_task(slots.take(5))
+    await settle()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert slots.waiting == 0
+    slots.give_back()
+    assert slots.in_use == 0
+
+
+async def test_a_waiter_cancelled_then_skipped_by_a_give_back_still_ends_cancelled() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    waiter = asyncio.create_task(slots.take(5))
+    await settle()
+    waiter.cancel()  # its future is cancelled now; the task has not run since
+    slots.give_back()  # skips the cancelled waiter: the slot is free
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert (slots.in_use, slots.waiting) == (0, 0)
+
+
+async def test_a_lender_cancelled_as_its_slot_comes_back_passes_it_on() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    lease = Lease(slots)
+    answered = asyncio.Event()
+
+    async def lender() -> None:
+        async with lease.lent():
+            await answered.wait()
+
+    task = asyncio.create_task(lender())
+    await settle()
+    assert slots.try_take()  # another request holds the lent slot
+    answered.set()
+    await settle()  # the lender waits to take it back
+    slots.give_back()  # handed to the lender...
+    task.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    lease.end()
+    assert slots.in_use == 0  # passed on (no one else wanted it): not lost with the lender
+    assert slots.try_take()
+
+
+async def test_ending_a_held_lease_twice_gives_its_slot_back_once() -> None:
+    slots = LifoSlots(2)
+    assert slots.try_take()
+    assert slots.try_take()
+    lease = Lease(slots)
+    lease.end()
+    lease.end()
+    assert slots.in_use == 1
+    async with lease.lent():  # an ended lease has nothing to lend
+        assert slots.in_use == 1
+    assert slots.in_use == 1
+
+
+async def test_a_queue_stands_only_once_no_slot_was_free_for_longer_than_max_wait() -> None:
+    clock = Clock()
+    slots = LifoSlots(1, standing_wait=0.01, clock=clock)
+    assert slots.try_take()
+    clock.now += 0.5
+    assert slots.wait_for(0.5) == 0.5  # exactly the wait: not yet standing
+    clock.now += 0.25
+    assert slots.wait_for(0.5) == 0.01

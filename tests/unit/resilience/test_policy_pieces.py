@@ -11,7 +11,7 @@ import pytest
 from app.src.resilience.backoff import full_jitter, retry_after_seconds
 from app.src.resilience.budget import RetryBudget
 from app.src.resilience.bulkhead import Bulkhead, BulkheadFullError
-from app.src.resilience.token_bucket import TokenBucket
+from app.src.resilience.token_bucket import BucketStore, TokenBucket
 
 
 def test_full_jitter_stays_under_the_exponential_ceiling_and_the_cap() -> None:
@@ -142,3 +142,29 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
     bulkhead.leave()
     assert bulkhead.in_flight == 0
     assert bulkhead.try_enter()  # nobody is queued any more
+
+
+def test_a_bucket_store_names_its_policy_and_says_when_a_bucket_is_full_again() -> None:
+    assert BucketStore("per-client", rate=10, burst=5, max_keys=9).policy == '"per-client";q=5;w=1'  # at least 1 s
+    store = BucketStore("per-client", rate=2, burst=10, max_keys=9)
+    assert store.policy == '"per-client";q=10;w=5'
+    bucket = store.bucket("a", now=0.0)
+    for _ in range(4):
+        assert bucket.take(0.0)
+    assert store.state(bucket) == '"per-client";r=6;t=2'  # 4 tokens short at 2 a second
+    assert store.refusal_headers(3) == {
+        "Retry-After": "3",
+        "RateLimit-Policy": '"per-client";q=10;w=5',
+        "RateLimit": '"per-client";r=0;t=3',
+    }
+
+
+def test_a_bucket_store_remembers_its_most_recent_keys_and_forgets_the_oldest() -> None:
+    store = BucketStore("per-client", rate=1, burst=1, max_keys=2)
+    for key in ("a", "b"):
+        assert store.bucket(key, now=0.0).take(0.0)
+    assert not store.bucket("a", now=0.0).take(0.0)  # both remembered: "a" is empty, and now the most recent
+    assert store.bucket("c", now=0.0).take(0.0)  # a third key: the least recently seen ("b") is forgotten
+    assert not store.bucket("a", now=0.0).take(0.0)
+    assert not store.bucket("c", now=0.0).take(0.0)
+    assert store.bucket("b", now=0.0).take(0.0)  # forgotten, so it starts again with a full bucket
