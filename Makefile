@@ -33,8 +33,8 @@ check: lint typecheck test ## ruff lint + format check + import layers + mypy --
 test-repeat: $(SYNCED) ## The whole suite N times (N=5) in random orders, as make test runs it; lists every test that failed once
 	$(RUN) python -m harness.repeat $(or $(N),5)
 
-mutation: $(SYNCED) ## mutmut over the requirement modules (harness/parts.py), PART=resilience or all; writes docs/harness.md
-	$(RUN) --group mutation python -m harness.mutation $(PART)
+mutation: $(SYNCED) ## mutmut over the requirement modules (harness/parts.py), PART=policy or all, SURVIVORS=1 to test only the last survivors again; writes docs/harness.md
+	$(RUN) --group mutation python -m harness.mutation $(PART) $(if $(SURVIVORS),--survivors)
 
 compose-smoke: $(SYNCED) ## Build the images (on local Debian bases when no registry answers) and bring compose.yaml up: healthy, ready over TLS
 	./ci/with-docker ./ci/compose-smoke

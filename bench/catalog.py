@@ -54,6 +54,7 @@ def main() -> None:
             **os.environ, "PROFILE": "test", "DB_URI": database_uri, "LISTEN_PORT": str(service_port),
             "CATALOG_URL": catalog.url, "CATALOG_API_KEY": API_KEY, "CLIENT_RATE": "off", "ADDRESS_RATE": "off",
             "CONNECTIONS_PER_PEER": "off", "DATA_DIR": str(ROOT / ".data"), "LOG_LEVEL": "WARNING",
+            "INBOUND_CONCURRENCY": str(2 * arguments.connections),  # the stack's cost, not its shedding: room for all
         }  # fmt: skip
         subprocess.run([sys.executable, "-m", "app", "jobs", "run", "catalog_sync"], env=service_env, cwd=ROOT,
                        check=True, capture_output=True, timeout=120)  # fmt: skip

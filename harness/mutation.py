@@ -4,7 +4,7 @@ each part in a copy of the working tree of its own (.mutation/<part>/), on the P
 survived, and the survivors listed as equivalent in harness/equivalent.toml (each with why); the figures go
 into harness/mutation-results.json and the table in docs/harness.md. Exit 1 when a survivor is not listed as equivalent.
 
-    python -m harness.mutation [PART ...] [--max-children N]
+    python -m harness.mutation [PART ...] [--max-children N] [--survivors]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ DOC = ROOT / "docs" / "harness.md"
 BEGIN, END = "<!-- mutation:begin -->", "<!-- mutation:end -->"
 
 # mutmut's exit codes of a mutant's test run (mutmut/__main__.py, status_by_exit_code), grouped as reported here
-KILLED, SURVIVED, NO_TESTS, TIMEOUT = {1, 3, -24}, {0}, {5, 33}, {24, 36, 152, 255}
+KILLED, SURVIVED, NO_TESTS, TIMEOUT = {1, 3}, {0}, {5, 33}, {-24, 24, 36, 152, 255}
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", choices=[[], *BY_NAME], metavar="PART", help=", ".join(BY_NAME))
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--survivors", action="store_true",
+                        help="test again only the last run's survivors, with the tests as they are now")  # fmt: skip
     arguments = parser.parse_args()
     chosen = [BY_NAME[name] for name in arguments.parts] or list(PARTS)
     equivalent = _equivalent()
     unexplained: dict[str, list[str]] = {}
     with _database() as database_uri:
         for part in chosen:
-            result, survivors = _run(part, database_uri, arguments.max_children, equivalent)
+            result, survivors = _run(part, database_uri, arguments.max_children, equivalent, arguments.survivors)
             _store(result)
             print(
                 f"{part.name}: {result.generated} mutants, {result.killed} killed, {result.timeout} out of time, "
@@ -99,16 +101,19 @@ def _database() -> Iterator[str]:
         yield uri
 
 
-def _run(part: Part, database_uri: str, max_children: int, equivalent: dict[str, str]) -> tuple[PartResult, list[str]]:
+def _run(
+    part: Part, database_uri: str, max_children: int, equivalent: dict[str, str], again: bool
+) -> tuple[PartResult, list[str]]:
     work = WORK / part.name
-    _copy_tree(work)
+    survivors_before = _survivors(work / "mutants") if again and (work / "mutants").exists() else None
+    _copy_tree(work, keep_mutants=survivors_before is not None)
     with (work / "pyproject.toml").open("a") as pyproject:
         pyproject.write(_mutmut_table(part))
     began = time.monotonic()
     log = work / "mutmut.log"
     with log.open("w") as output:
         done = subprocess.run(
-            [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(survivors_before or [])],
             cwd=work,
             env=os.environ | {"TEST_DB_URI": database_uri},
             stdout=output,
@@ -130,16 +135,17 @@ def _run(part: Part, database_uri: str, max_children: int, equivalent: dict[str,
         timeout=statuses["timeout"],
         no_tests=statuses["no tests"],
         other=statuses["other"],
-        seconds=round(time.monotonic() - began, 1),
+        seconds=round(time.monotonic() - began + (_stored_seconds(part.name) if survivors_before else 0.0), 1),
         date=dt.datetime.now(dt.UTC).date().isoformat(),
         commit=_commit(),
     )
     return result, [name for name in survivors if name not in equivalent]
 
 
-def _copy_tree(work: Path) -> None:
-    """The working tree as git sees it (tracked and new files, uncommitted changes included), nothing ignored."""
-    if work.exists():
+def _copy_tree(work: Path, *, keep_mutants: bool) -> None:
+    """The working tree as git sees it (tracked and new files, uncommitted changes included), nothing ignored;
+    mutmut's own state (mutants/) kept only to test some mutants again."""
+    if work.exists() and not keep_mutants:
         shutil.rmtree(work)
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -173,6 +179,10 @@ def _exit_codes(mutants: Path) -> dict[str, int | None]:
     return codes
 
 
+def _survivors(mutants: Path) -> list[str]:
+    return sorted(name for name, code in _exit_codes(mutants).items() if _status(code) == "survived")
+
+
 def _status(code: int | None) -> str:
     for status, group in (("killed", KILLED), ("survived", SURVIVED), ("no tests", NO_TESTS), ("timeout", TIMEOUT)):
         if code in group:
@@ -193,6 +203,12 @@ def _commit() -> str:
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
+def _stored_seconds(part: str) -> float:
+    """The time the part's full run took (and any re-runs of survivors since)."""
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    return float(stored.get(part, {}).get("seconds", 0.0))
+
+
 def _store(result: PartResult) -> None:
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     stored[result.part] = asdict(result)
@@ -203,7 +219,7 @@ def _write_doc() -> None:
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     lines = [
         "| part | mutants | killed | out of time | survived | equivalent | no test ran them | killed of the "
-        "non-equivalent | minutes | date | commit |",
+        "non-equivalent | minutes (full run + re-runs) | date | commit |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for part in PARTS:

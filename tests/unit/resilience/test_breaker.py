@@ -146,3 +146,59 @@ def test_a_trial_from_an_earlier_period_hands_back_no_permit_of_the_current_one(
     with pytest.raises(BreakerOpenError):
         circuit.permit()
     assert len(held) == 2
+
+
+def test_a_failure_that_leaves_the_window_is_forgotten() -> None:
+    circuit = breaker(Clock())
+    for failed in (True, False, False, False, False):  # the failure has left the last four calls
+        call(circuit, failed)
+    call(circuit, failed=True)
+    assert circuit.state is BreakerState.CLOSED  # one failure in four
+    call(circuit, failed=True)
+    assert circuit.state is BreakerState.OPEN  # two in four: the rate reached
+
+
+def test_a_breaker_without_a_transition_callback_opens_and_closes() -> None:
+    clock = Clock()
+    circuit = CircuitBreaker(window=2, minimum_calls=2, failure_rate=0.5, open_seconds=1, half_open_calls=1,
+                             clock=clock)  # fmt: skip
+    call(circuit, failed=True)
+    call(circuit, failed=True)
+    assert circuit.state is BreakerState.OPEN
+    clock.now += 1
+    call(circuit, failed=False)
+    assert circuit.state is BreakerState.CLOSED
+
+
+def test_the_refusal_says_when_the_next_trial_comes() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    open_it(circuit)
+    clock.now += 5.5
+    with pytest.raises(BreakerOpenError) as refused:
+        circuit.permit()
+    assert refused.value.retry_in == 4.5
+    assert str(refused.value) == "circuit open; the next trial in 4.50 s"
+    clock.now += 4.5
+    trials = [circuit.permit(), circuit.permit()]
+    with pytest.raises(BreakerOpenError) as busy:
+        circuit.permit()  # half-open, every trial out: the next may come as soon as one ends
+    assert busy.value.retry_in == 0.0
+    assert len(trials) == 2
+
+
+def test_a_permit_left_unrecorded_counts_for_nothing_even_if_recorded_later() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    open_it(circuit)
+    clock.now += 10
+    with circuit.permit() as trial:
+        pass  # cancelled: the trial is handed back
+    trial.failed()  # too late: it was settled when it left the block
+    assert circuit.state is BreakerState.HALF_OPEN
+    closed = breaker(clock)
+    for _ in range(4):
+        with closed.permit() as permit:
+            pass
+        permit.failed()
+    assert closed.state is BreakerState.CLOSED  # four calls left unrecorded: no failure counted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import random
 
 import pytest
@@ -168,3 +169,21 @@ def test_a_bucket_store_remembers_its_most_recent_keys_and_forgets_the_oldest() 
     assert not store.bucket("a", now=0.0).take(0.0)
     assert not store.bucket("c", now=0.0).take(0.0)
     assert store.bucket("b", now=0.0).take(0.0)  # forgotten, so it starts again with a full bucket
+
+
+def test_retry_after_as_a_date_counts_from_the_real_clock_when_no_time_is_given() -> None:
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    seconds = retry_after_seconds(email.utils.format_datetime(soon, usegmt=True))
+    assert seconds is not None
+    assert 25 <= seconds <= 31
+
+
+def test_retries_spent_more_than_a_window_ago_no_longer_count() -> None:
+    now = [1.5]
+    budget = RetryBudget(ratio=0.5, minimum=3, window=10, clock=lambda: now[0])
+    assert [budget.try_spend() for _ in range(4)] == [True, True, True, False]  # the minimum, in slot 1
+    now[0] = 10.5
+    budget.record_call()  # slot 10: slot 1 is still in the window
+    assert not budget.try_spend()
+    now[0] = 11.5  # slot 11: slot 1 has left the window
+    assert [budget.try_spend() for _ in range(4)] == [True, True, True, False]
