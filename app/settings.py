@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(default_factory=usable_cpus, ge=1)
     password_hash_queue: int = Field(default=8, ge=0)
     totp_issuer: str = "Proving Ground"
-    inbound_concurrency: int = Field(default=8, ge=1)
+    inbound_concurrency: int = Field(default=16, ge=1)
     inbound_max_wait: float = Field(default=0.1, ge=0)
     inbound_standing_wait: float = Field(default=0.01, ge=0)
     inbound_queue: int = Field(default=4, ge=0)
