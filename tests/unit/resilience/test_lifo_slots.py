@@ -17,6 +17,25 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def lender_waiting_to_take_back() -> tuple[LifoSlots, Lease, asyncio.Task[None]]:
+    """One slot, lent by a request whose provider has answered, and held meanwhile by another request."""
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    lease = Lease(slots)
+    answered = asyncio.Event()
+
+    async def lender() -> None:
+        async with lease.lent():
+            await answered.wait()
+
+    task = asyncio.create_task(lender())
+    await settle()
+    assert slots.try_take()  # another request holds the lent slot
+    answered.set()
+    await settle()
+    return slots, lease, task
+
+
 async def test_slots_are_taken_at_once_up_to_the_limit() -> None:
     slots = LifoSlots(2)
     assert [slots.try_take(), slots.try_take(), slots.try_take()] == [True, True, False]
@@ -170,20 +189,7 @@ async def test_a_request_that_ended_while_its_slot_was_lent_takes_none_back() ->
 
 
 async def test_a_lender_cancelled_while_taking_its_slot_back_loses_no_slot_and_frees_none_twice() -> None:
-    slots = LifoSlots(1)
-    assert slots.try_take()
-    lease = Lease(slots)
-    answered = asyncio.Event()
-
-    async def lender() -> None:
-        async with lease.lent():
-            await answered.wait()
-
-    task = asyncio.create_task(lender())
-    await settle()
-    assert slots.try_take()  # someone else holds the slot now
-    answered.set()
-    await settle()  # the lender waits to take it back
+    slots, lease, task = await lender_waiting_to_take_back()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -232,20 +238,7 @@ async def test_a_waiter_cancelled_then_skipped_by_a_give_back_still_ends_cancell
 
 
 async def test_a_lender_cancelled_as_its_slot_comes_back_passes_it_on() -> None:
-    slots = LifoSlots(1)
-    assert slots.try_take()
-    lease = Lease(slots)
-    answered = asyncio.Event()
-
-    async def lender() -> None:
-        async with lease.lent():
-            await answered.wait()
-
-    task = asyncio.create_task(lender())
-    await settle()
-    assert slots.try_take()  # another request holds the lent slot
-    answered.set()
-    await settle()  # the lender waits to take it back
+    slots, lease, task = await lender_waiting_to_take_back()
     slots.give_back()  # handed to the lender...
     task.cancel()  # ...which is cancelled before it runs
     with pytest.raises(asyncio.CancelledError):
