@@ -1,8 +1,9 @@
 """`make mutation [PART=resilience]`: mutmut 3 over the modules that carry requirement logic (harness/parts.py),
 each part in a copy of the working tree of its own (.mutation/<part>/), on the PostgreSQL `make test` would use
 (TEST_DB_URI, else the embedded one, started once for the whole run). Then per part: mutants generated, killed,
-survived, and the survivors listed as equivalent in harness/equivalent.toml (each with why); the figures go
-into harness/mutation-results.json and the table in docs/harness.md. Exit 1 when a survivor is not listed as equivalent.
+survived, and the survivors listed as equivalent in harness/equivalent.toml or as not measurable in
+harness/not-measurable.toml (each with why); the figures go into harness/mutation-results.json and the table in
+docs/harness.md. Exit 1 when a survivor is listed in neither.
 
     python -m harness.mutation [PART ...] [--max-children N] [--survivors]
 """
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
 RESULTS = ROOT / "harness" / "mutation-results.json"
 EQUIVALENT = ROOT / "harness" / "equivalent.toml"
+NOT_MEASURABLE = ROOT / "harness" / "not-measurable.toml"
 DOC = ROOT / "docs" / "harness.md"
 BEGIN, END = "<!-- mutation:begin -->", "<!-- mutation:end -->"
 
@@ -50,11 +52,12 @@ class PartResult:
     seconds: float
     date: str
     commit: str
+    not_measurable: int = 0  # survivors in code that runs only at import, before mutmut's fork picks the mutant
 
     @property
     def killed_share(self) -> float:
         """Killed (or out of time, which is a kill: the mutant hung the code) among the non-equivalent tested."""
-        tested = self.generated - self.no_tests - self.equivalent
+        tested = self.generated - self.no_tests - self.equivalent - self.not_measurable
         return (self.killed + self.timeout) / tested if tested else 1.0
 
 
@@ -66,15 +69,16 @@ def main() -> None:
                         help="test again only the last run's survivors, with the tests as they are now")  # fmt: skip
     arguments = parser.parse_args()
     chosen = [BY_NAME[name] for name in arguments.parts] or list(PARTS)
-    equivalent = _equivalent()
+    explained = _listed(EQUIVALENT), _listed(NOT_MEASURABLE)
     unexplained: dict[str, list[str]] = {}
     with _database() as database_uri:
         for part in chosen:
-            result, survivors = _run(part, database_uri, arguments.max_children, equivalent, arguments.survivors)
+            result, survivors = _run(part, database_uri, arguments.max_children, explained, arguments.survivors)
             _store(result)
             print(
                 f"{part.name}: {result.generated} mutants, {result.killed} killed, {result.timeout} out of time, "
-                f"{result.survived} survived ({result.equivalent} equivalent), {result.no_tests} without a test; "
+                f"{result.survived} survived ({result.equivalent} equivalent, {result.not_measurable} not measurable), "
+                f"{result.no_tests} without a test; "
                 f"{result.killed_share:.1%} of the non-equivalent killed, in {result.seconds / 60:.1f} min",
                 flush=True,
             )
@@ -82,7 +86,7 @@ def main() -> None:
                 unexplained[part.name] = survivors
     _write_doc()
     for name, survivors in unexplained.items():
-        print(f"\n{name}: survivors neither killed nor listed in harness/equivalent.toml (mutmut show NAME in "
+        print(f"\n{name}: survivors neither killed nor listed as equivalent or not measurable (mutmut show NAME in "
               f".mutation/{name}):")  # fmt: skip
         for survivor in survivors:
             print(f"  {survivor}")
@@ -102,7 +106,7 @@ def _database() -> Iterator[str]:
 
 
 def _run(
-    part: Part, database_uri: str, max_children: int, equivalent: dict[str, str], again: bool
+    part: Part, database_uri: str, max_children: int, explained: tuple[dict[str, str], dict[str, str]], again: bool
 ) -> tuple[PartResult, list[str]]:
     work = WORK / part.name
     survivors_before = _survivors(work / "mutants") if again and (work / "mutants").exists() else None
@@ -125,13 +129,14 @@ def _run(
     codes = _exit_codes(work / "mutants")
     statuses = Counter(_status(code) for code in codes.values())
     survivors = sorted(name for name, code in codes.items() if _status(code) == "survived")
-    listed = [name for name in survivors if name in equivalent]
+    equivalent, not_measurable = explained
     result = PartResult(
         part=part.name,
         generated=len(codes),
         killed=statuses["killed"],
         survived=statuses["survived"],
-        equivalent=len(listed),
+        equivalent=sum(name in equivalent for name in survivors),
+        not_measurable=sum(name in not_measurable for name in survivors),
         timeout=statuses["timeout"],
         no_tests=statuses["no tests"],
         other=statuses["other"],
@@ -139,7 +144,7 @@ def _run(
         date=dt.datetime.now(dt.UTC).date().isoformat(),
         commit=_commit(),
     )
-    return result, [name for name in survivors if name not in equivalent]
+    return result, [name for name in survivors if name not in equivalent and name not in not_measurable]
 
 
 def _copy_tree(work: Path, *, keep_mutants: bool) -> None:
@@ -190,11 +195,12 @@ def _status(code: int | None) -> str:
     return "other"
 
 
-def _equivalent() -> dict[str, str]:
-    """Mutant name -> why it behaves as the original (a change no caller can observe)."""
-    if not EQUIVALENT.exists():
+def _listed(path: Path) -> dict[str, str]:
+    """Mutant name -> why it survives: it behaves as the original (equivalent.toml), or mutmut cannot run it
+    (not-measurable.toml)."""
+    if not path.exists():
         return {}
-    return {name: str(reason) for name, reason in tomllib.loads(EQUIVALENT.read_text()).items()}
+    return {name: str(reason) for name, reason in tomllib.loads(path.read_text()).items()}
 
 
 def _commit() -> str:
@@ -218,18 +224,19 @@ def _store(result: PartResult) -> None:
 def _write_doc() -> None:
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     lines = [
-        "| part | mutants | killed | out of time | survived | equivalent | no test ran them | killed of the "
-        "non-equivalent | minutes (full run + re-runs) | date | commit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| part | mutants | killed | out of time | survived | equivalent | not measurable | no test ran them "
+        "| killed of the rest | minutes (full run + re-runs) | date | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for part in PARTS:
         if part.name not in stored:
-            lines.append(f"| {part.name} | not run yet | | | | | | | | | |")
+            lines.append(f"| {part.name} | not run yet | | | | | | | | | | |")
             continue
         result = PartResult(**stored[part.name])
         lines.append(
             f"| {part.name} | {result.generated} | {result.killed} | {result.timeout} | {result.survived} "
-            f"| {result.equivalent} | {result.no_tests} | {result.killed_share:.1%} | {result.seconds / 60:.1f} "
+            f"| {result.equivalent} | {result.not_measurable} | {result.no_tests} | {result.killed_share:.1%} "
+            f"| {result.seconds / 60:.1f} "
             f"| {result.date} | {result.commit} |"
         )
     text = DOC.read_text() if DOC.exists() else f"# The harness proves itself\n\n{BEGIN}\n{END}\n"

@@ -38,8 +38,13 @@ PARTS = (
     Part(
         "inbound",
         ("app/src/resilience/inbound.py", "app/src/resilience/request_bodies.py"),
-        ("tests/chaos/test_inbound_backpressure.py", "tests/integration/test_errors.py"),
-        (f"tests/chaos/test_edge.py (slow and oversized bodies): {SPAWNED}",),
+        (
+            "tests/unit/resilience/test_request_bodies.py",
+            "tests/unit/resilience/test_client_rate_limiter.py",
+            "tests/chaos/test_inbound_backpressure.py",
+            "tests/integration/test_errors.py",
+        ),
+        (f"tests/chaos/test_edge.py (slow and oversized bodies, over real sockets): {SPAWNED}",),
     ),
     Part(
         "simulators",
@@ -77,7 +82,9 @@ PARTS = (
         ("app/http/validation.py", "app/http/problems.py", "app/src/utils/problems.py"),
         (
             "tests/unit/test_problem_answers.py",
+            "tests/unit/test_json_response.py",
             "tests/integration/test_errors.py",
+            "tests/integration/test_problem_details.py",
             "tests/integration/test_app_surface.py",
         ),
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
@@ -139,3 +140,20 @@ def test_one_rule_says_what_each_path_asks_of_its_callers() -> None:
     assert access_of("/openapi.json") is Access.OPEN
     assert access_of("/docs") is Access.OPEN
     assert access_of("/nowhere") is Access.OPEN
+
+
+async def test_openapi_documents_each_validated_body_and_each_declared_answer(client: HttpClient) -> None:
+    """validate_body and responds document what they enforce: a route's body model and its answer's status."""
+    paths = (await (await client.get("/openapi.json")).get_json())["paths"]
+
+    def schema_of(content: dict[str, Any]) -> str:
+        schema = content["application/json"]["schema"]
+        return str(schema.get("title") or schema["$ref"].rpartition("/")[2])
+
+    register = paths["/api/auth/register"]["post"]
+    assert schema_of(register["requestBody"]["content"]) == "RegisterRequest"
+    assert schema_of(register["responses"]["202"]["content"]) == "Accepted"
+    refresh = paths["/api/auth/refresh"]["post"]
+    assert schema_of(refresh["requestBody"]["content"]) == "RefreshRequest"
+    assert schema_of(refresh["responses"]["200"]["content"]) == "TokenPair"
+    assert schema_of(paths["/api/auth/me"]["get"]["responses"]["200"]["content"]) == "Me"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from quart import Blueprint, Quart, g
+from quart_schema import validate_querystring
 from sqlalchemy import text
+from werkzeug.exceptions import NotFound
 
 from app.http.authentication import public
+from app.http.problems import ProblemError
 from app.http.services import services
 from app.http.validation import responds, validate_body
-from app.src.api.common.errors import UnavailableError
+from app.src.api.common.errors import AuthFailure, UnauthorizedError, UnavailableError
 from app.src.api.common.models.base import StrictModel
 
 PREFIX = "/api/probe"
+SMALL_BODY_BYTES = 64
 SECRET_IN_EXCEPTION = "SELECT password_hash FROM users WHERE email = 'victim@example.org'"
 
 
@@ -28,6 +32,43 @@ blueprint = Blueprint("probe", __name__)
 @validate_body(Order)
 async def create_order(data: Order) -> tuple[dict[str, object], int]:
     return {"quantity": data.quantity, "note": data.note}, 201
+
+
+@blueprint.post("/small-orders")
+@public
+@validate_body(Order, SMALL_BODY_BYTES)
+async def create_small_order(data: Order) -> tuple[dict[str, object], int]:
+    return {"quantity": data.quantity}, 201
+
+
+@blueprint.get("/plain-problem")
+@public
+async def plain_problem() -> dict[str, str]:
+    """A problem of the HTTP layer with no type and no title of its own, but headers and extensions."""
+    raise ProblemError(409, "Plainly in conflict.", headers={"X-Probe": "yes"}, extensions={"hint": "wait"})
+
+
+@blueprint.get("/wordless-404")
+@public
+async def wordless_404() -> dict[str, str]:
+    raise NotFound(description="")
+
+
+@blueprint.get("/unauthorized/<reason>")
+@public
+async def unauthorized(reason: str) -> dict[str, str]:
+    raise UnauthorizedError("Who are you?", AuthFailure(reason))
+
+
+class Page(StrictModel):
+    limit: int = 10
+
+
+@blueprint.get("/page")
+@public
+@validate_querystring(Page)
+async def page(query_args: Page) -> dict[str, int]:
+    return {"limit": query_args.limit}
 
 
 @blueprint.get("/miswired")

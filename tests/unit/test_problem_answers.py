@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
+
 from app.http.problems import ANSWERS, answer_for, json_pointer
 from app.src.api.common.errors import (
     DomainError,
@@ -44,3 +46,11 @@ def test_field_locations_become_rfc_6901_pointers() -> None:
     assert json_pointer(("items", 3, "a/b~c")) == "/items/3/a~1b~0c"
     assert json_pointer(()) == ""
     assert json_pointer(("a\x00b", "\ud8a2x", "\x85")) == "/a\ufffdb/\ufffdx/\ufffd"
+
+
+def test_a_kind_with_no_answer_is_a_programming_error_that_names_itself() -> None:
+    class UnansweredError(Exception):
+        """A kind nobody mapped."""
+
+    with pytest.raises(LookupError, match="no HTTP answer for UnansweredError: add it to ANSWERS"):
+        answer_for(UnansweredError)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import pytest
 
 from app.src.encryption.opaque import digest, new_recovery_codes, new_refresh_token
 from app.src.encryption.passwords import Argon2Parameters, PasswordHasher, hash_password, verify_password
-from app.src.encryption.totp import STEP_SECONDS, code_at, matching_step, new_secret
+from app.src.encryption.totp import STEP_SECONDS, code_at, matching_step, new_secret, provisioning_uri
 
 FAST = Argon2Parameters(memory_kib=1024, iterations=1, lanes=1)  # the real cost is for production, not for tests
 
@@ -58,11 +58,28 @@ def test_a_code_matches_within_one_step_either_side_and_reports_its_step() -> No
         assert matching_step(secret, code_at(secret, step + offset), now) == step + offset
 
 
-def test_a_code_from_two_steps_ago_is_refused() -> None:
+def test_a_code_two_steps_away_either_side_is_refused() -> None:
     secret = new_secret()
     now = 1_800_000_000.0
     step = int(now // STEP_SECONDS)
     assert matching_step(secret, code_at(secret, step - 2), now) is None
+    assert matching_step(secret, code_at(secret, step + 2), now) is None
+
+
+def test_a_right_code_in_another_scripts_digits_is_refused_not_an_error() -> None:
+    secret = new_secret()
+    now = 1_800_000_000.0
+    code = code_at(secret, int(now // STEP_SECONDS))
+    arabic_indic = code.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert matching_step(secret, arabic_indic, now) is None
+
+
+def test_the_provisioning_uri_names_the_account_and_the_issuer() -> None:
+    uri = provisioning_uri("JBSWY3DPEHPK3PXPJBSWY3DP", "ada@example.org", "Proving Ground")
+    assert (
+        uri
+        == "otpauth://totp/Proving%20Ground:ada%40example.org?secret=JBSWY3DPEHPK3PXPJBSWY3DP&issuer=Proving%20Ground"
+    )
 
 
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", "12 456"])

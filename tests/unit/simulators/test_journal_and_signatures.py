@@ -45,3 +45,22 @@ def test_signature_carries_one_v1_per_secret_each_verifiable() -> None:
     for (label, digest), secret in zip(parts[1:], ["whsec_new", "whsec_old"], strict=True):
         expected = hmac.new(secret.encode(), b'1800000000.{"id":"evt_1"}', hashlib.sha256).hexdigest()
         assert (label, digest) == ("v1", expected)
+
+
+def test_journal_keeps_the_query_filters_by_status_and_replaces_undecodable_bytes() -> None:
+    journal = Journal(10)
+    for status, body in ((200, b"{}"), (503, b"\xff\xfe")):
+        entry = journal.record(time=0, method="GET", path="/v1/charges", query="limit=3", headers={}, body=body,
+                               scope=None)  # fmt: skip
+        entry.status = status
+    failed = journal.query(JournalFilter(status=503))
+    assert [(entry.status, entry.query, entry.body) for entry in failed] == [(503, "limit=3", "\ufffd\ufffd")]
+
+
+def test_clearing_one_scope_keeps_the_ring_bounded() -> None:
+    journal = Journal(2)
+    record(journal, "/a", "a")
+    journal.clear("a")
+    for index in range(3):
+        record(journal, f"/b/{index}", "b")
+    assert [entry.path for entry in journal.query(JournalFilter())] == ["/b/1", "/b/2"]

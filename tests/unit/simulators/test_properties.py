@@ -78,7 +78,8 @@ class StoreMachine(RuleBasedStateMachine):
             if gate is not None and not await gate:
                 raise RuntimeError("the provider failed")
             self.made += 1
-            return Response(f"charge {self.made}", status=200), f"ch_{self.made}"
+            status = 402 if self.made % 2 else 200  # a declined charge is replayed as declined
+            return Response(f"charge {self.made}", status=status), f"ch_{self.made}"
 
         task = self.loop.create_task(self.store.run(identity, fingerprint, produce))
         self.loop.run_until_complete(asyncio.sleep(0))  # it runs until it waits on its gate (or ends)
