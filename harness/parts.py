@@ -41,6 +41,7 @@ PARTS = (
         (
             "tests/unit/resilience/test_request_bodies.py",
             "tests/unit/resilience/test_client_rate_limiter.py",
+            "tests/unit/resilience/test_load_shedder.py",
             "tests/chaos/test_inbound_backpressure.py",
             "tests/integration/test_errors.py",
         ),

@@ -67,7 +67,7 @@ class Inbound:
 class LoadShedder:
     """At most `limit` requests in the app at once; the next waits at most `max_wait` seconds (less once a queue
     stands), then gets 503. Waiters are served newest-first; a request waiting on a provider lends its slot
-    (app/src/resilience/lifo_slots.py)."""
+    (app/src/resilience/lifo_slots.py), and a request frees its slot once its answer's last byte is sent."""
 
     def __init__(
         self,
@@ -99,8 +99,14 @@ class LoadShedder:
             return
         lease = Lease(self._slots)
         token = current_lease.set(lease)
+
+        async def send_then_free(message: ASGISendEvent) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                lease.end()  # answered: what runs after (teardown, returning connections) needs no slot
+
         try:
-            await self._app(scope, receive, send)
+            await self._app(scope, receive, send_then_free)
         finally:
             current_lease.reset(token)
             lease.end()

@@ -1,0 +1,51 @@
+"""LoadShedder at the ASGI level: a request holds its slot until its answer is sent, not until the app's
+teardown ends (a closed-loop client's next request would find the slot still taken)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from app.src.resilience.inbound import InboundMetrics, LoadShedder
+from app.src.resilience.lifo_slots import LifoSlots
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_the_slot_is_free_once_the_answer_is_sent_while_the_teardown_still_runs() -> None:
+    slots = LifoSlots(1)
+    teardown, answered = asyncio.Event(), asyncio.Event()
+    in_use: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        in_use.append(slots.in_use)
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        in_use.append(slots.in_use)
+        await send({"type": "http.response.body", "body": b"b", "more_body": False})
+        in_use.append(slots.in_use)
+        answered.set()
+        await teardown.wait()
+
+    metrics = InboundMetrics(CollectorRegistry())
+    shedder = LoadShedder(app, slots=slots, max_wait=0, retry_after=1, exempt=lambda path: False, metrics=metrics)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    first = asyncio.create_task(shedder({"type": "http", "path": "/a", "headers": []}, receive, send))  # type: ignore[arg-type]
+    await answered.wait()
+    assert in_use == [1, 1, 0]  # held while the answer is being sent, free after its last byte
+    assert slots.try_take()  # the next request gets the slot while the first's teardown runs
+    slots.give_back()
+    teardown.set()
+    await first
+    assert slots.in_use == 0  # freed once, not twice
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body",
+                                                     "http.response.body"]  # fmt: skip
