@@ -75,6 +75,7 @@ PARTS = (
             "tests/integration/test_auth_factors.py",
             "tests/integration/test_auth_floods.py",
             "tests/integration/test_auth_hardening.py",
+            "tests/integration/test_auth_sessions.py",
         ),
         (f"tests/integration/test_operator_accounts.py: {SPAWNED}",),
     ),

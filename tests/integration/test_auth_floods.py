@@ -61,4 +61,8 @@ async def test_more_sign_ins_than_the_hashing_queue_holds_are_refused_at_once_wi
     assert statuses.count(401) >= 2  # one hashing, one waiting: both answered
     refused = next(answer for answer in answers if answer.status_code == 503)
     assert refused.headers["Retry-After"] == "1"
-    assert (await refused.get_json())["type"] == "urn:proving-ground:problem:overloaded"
+    problem = await refused.get_json()
+    assert (problem["type"], problem["detail"]) == (
+        "urn:proving-ground:problem:overloaded",
+        "Too many passwords are being checked at once; try again in a moment.",
+    )
