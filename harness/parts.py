@@ -76,6 +76,7 @@ PARTS = (
             "tests/integration/test_auth_floods.py",
             "tests/integration/test_auth_hardening.py",
             "tests/integration/test_auth_sessions.py",
+            "tests/integration/test_auth_refusals.py",
         ),
         (f"tests/integration/test_operator_accounts.py: {SPAWNED}",),
     ),

@@ -3,6 +3,7 @@ the test moves. The fixtures `auth` and `auth_database` are offered to every int
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -108,3 +109,13 @@ async def messages(database: Database, kind: str) -> list[dict[str, Any]]:
     async with database.reading() as connection:
         rows = await connection.fetch("SELECT payload FROM outbox WHERE kind = $1 ORDER BY id", kind)
     return [json.loads(row["payload"]) for row in rows]
+
+
+async def waiting_on_a_row_lock(auth: Auth, task: asyncio.Task[object]) -> None:
+    """Until another session of the database waits on a lock (or the task ends without waiting), 10 s at most."""
+    deadline = time.monotonic() + 10
+    while not task.done() and time.monotonic() < deadline:
+        async with auth.database.reading() as connection:
+            if await connection.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                return
+        await asyncio.sleep(0.01)

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+import structlog
 from pydantic import SecretStr
 from quart.typing import TestClientProtocol as HttpClient
 
@@ -211,6 +212,10 @@ async def test_a_totp_secret_sealed_with_a_removed_key_refuses_codes_but_not_rec
     async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY)))):
         user.client = client
         answer = {"challenge": await challenge_of(user), "code": code_at(secret, step_now() + 1)}
-        assert (await user.post("/api/auth/login/totp", None, answer)).status_code == 401
+        with structlog.testing.capture_logs() as logs:
+            assert (await user.post("/api/auth/login/totp", None, answer)).status_code == 401
+        [unopened] = [entry for entry in logs if entry["log_level"] == "error"]
+        assert unopened["event"] == "TOTP secret sealed with a removed key"
+        assert isinstance(unopened["user_id"], int)
         recovery = {"challenge": await challenge_of(user), "recovery_code": codes[0]}
         assert (await user.post("/api/auth/login/totp", None, recovery)).status_code == 200

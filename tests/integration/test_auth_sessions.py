@@ -26,7 +26,7 @@ from app.src.api.auth.service import AuthPolicy, Profile
 from app.src.api.common.errors import AuthFailure, InvalidInputError, NotFoundError, UnauthorizedError
 from app.src.encryption.passwords import Argon2Parameters
 from app.src.encryption.totp import STEP_SECONDS, code_at
-from tests.integration.auth_service_support import Auth, messages
+from tests.integration.auth_service_support import Auth, messages, waiting_on_a_row_lock
 from tests.integration.auth_support import PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -271,16 +271,6 @@ async def test_a_challenge_answered_while_the_password_changes_waits_for_the_cha
         await answering
 
 
-async def waiting_on_a_row_lock(auth: Auth, task: asyncio.Task[object]) -> None:
-    """Until another session of the database waits on a lock (or the task ends without waiting), 10 s at most."""
-    deadline = time.monotonic() + 10
-    while not task.done() and time.monotonic() < deadline:
-        async with auth.database.reading() as connection:
-            if await connection.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
-                return
-        await asyncio.sleep(0.01)
-
-
 async def test_a_challenge_is_answered_once_and_each_account_counts_its_own_failures(
     auth: Callable[..., Auth],
 ) -> None:
@@ -334,3 +324,11 @@ async def test_the_challenge_a_sign_in_spends_is_kept_until_it_expires_whatever_
     async with ada.auth.database.reading() as connection:
         left = await connection.fetchval("SELECT extract(epoch FROM expires_at - now()) FROM spent_challenges")
     assert 0 < left <= AuthPolicy().challenge_seconds + 5
+
+
+async def test_a_challenge_answered_with_no_code_at_all_is_refused(auth: Callable[..., Auth]) -> None:
+    ada = await account(auth(), "ada@example.org")
+    await enrolled_account(ada)
+    with pytest.raises(UnauthorizedError) as refused:
+        await ada.auth.service.login_with_totp(TotpLoginRequest(challenge=await challenge(ada)), "script")
+    assert refused.value.reason is AuthFailure.INVALID_CODE
