@@ -61,7 +61,7 @@ async def stats(database: Database) -> OutboxStats:
         return await uow.repository(OutboxRepository).stats()
 
 
-async def until_settled(database: Database, within: float = 60) -> OutboxStats:
+async def until_settled(database: Database, within: float = 30) -> OutboxStats:
     """Until no message waits (the state is in the outbox table: polled)."""
     async with asyncio.timeout(within):
         while (now := await stats(database)).pending + now.sending:  # noqa: ASYNC110 - the state is in PostgreSQL
@@ -123,7 +123,7 @@ async def test_a_message_that_always_fails_is_dead_lettered_after_its_attempts(d
             dispatcher = Dispatcher(database, NotifyEmailSender(client), policy, OutboxMetrics(registry))
             stop = asyncio.Event()
             running = asyncio.create_task(dispatcher.run(stop))
-            settled = await until_settled(database)
+            settled = await until_settled(database, within=10)  # three quick attempts: under a second here
             stop.set()
             await running
         assert await sim.journal_count(path="/v1/messages", method="POST") == 3

@@ -136,12 +136,21 @@ class Lease:
         self._slots.give_back()
         try:
             yield
-        finally:
-            if not self.ended:
-                await self._slots.take_back()
-                self.held = not self.ended  # the request may have ended while this waited (a task outliving it)
-                if not self.held:
-                    self._slots.give_back()
+        except asyncio.CancelledError:
+            raise  # the request is ending: it takes no slot back (waiting for one would hold up its cancellation)
+        except BaseException:
+            await self._take_back()
+            raise
+        else:
+            await self._take_back()
+
+    async def _take_back(self) -> None:
+        if self.ended:
+            return
+        await self._slots.take_back()
+        self.held = not self.ended  # the request may have ended while this waited (a task outliving it)
+        if not self.held:
+            self._slots.give_back()
 
 
 current_lease: ContextVar[Lease | None] = ContextVar("current_lease", default=None)

@@ -269,3 +269,41 @@ async def test_a_queue_stands_only_once_no_slot_was_free_for_longer_than_max_wai
     assert slots.wait_for(0.5) == 0.5  # exactly the wait: not yet standing
     clock.now += 0.25
     assert slots.wait_for(0.5) == 0.01
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_a_request_cancelled_while_its_slot_is_lent_ends_at_once_without_taking_a_slot_back() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    lease = Lease(slots)
+    lent = asyncio.Event()
+
+    async def lender() -> None:
+        async with lease.lent():
+            lent.set()
+            await asyncio.Event().wait()  # a provider that never answers
+
+    task = asyncio.create_task(lender())
+    await lent.wait()
+    assert slots.try_take()  # another request holds the lent slot, and keeps it
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task  # one cancellation ends it: it does not wait for the busy slot
+    lease.end()
+    assert (slots.in_use, slots.waiting) == (1, 0)
+
+
+async def test_a_provider_error_while_lent_takes_the_slot_back_to_answer_it() -> None:
+    slots = LifoSlots(1)
+    assert slots.try_take()
+    lease = Lease(slots)
+
+    async def lender() -> None:
+        async with lease.lent():
+            raise ConnectionError("the provider reset the connection")
+
+    with pytest.raises(ConnectionError):
+        await lender()
+    assert (lease.held, slots.in_use) == (True, 1)  # the error is answered under the request's own slot
+    lease.end()
+    assert slots.in_use == 0
