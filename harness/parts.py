@@ -100,6 +100,8 @@ PARTS = (
             "app/src/database/outbox.py",
         ),
         (
+            "tests/unit/test_idempotency_fingerprint.py",
+            "tests/integration/test_idempotency_keys.py",
             "tests/integration/test_billing.py",
             "tests/integration/test_billing_invariants.py",
             "tests/integration/test_outbox_bound.py",

@@ -24,7 +24,7 @@ async def test_the_slot_is_free_once_the_answer_is_sent_while_the_teardown_still
         in_use.append(slots.in_use)
         await send({"type": "http.response.body", "body": b"a", "more_body": True})
         in_use.append(slots.in_use)
-        await send({"type": "http.response.body", "body": b"b", "more_body": False})
+        await send({"type": "http.response.body", "body": b"b"})  # more_body left out: False, as ASGI says
         in_use.append(slots.in_use)
         answered.set()
         await teardown.wait()

@@ -33,6 +33,8 @@ class App:
                 if not message.get("more_body", False):
                     break
             messages.append(await receive())
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
         self.calls.append((scope, messages))
 
 
@@ -110,7 +112,7 @@ async def test_a_body_arriving_in_pieces_reaches_the_app_whole_then_the_connecti
     [(_, messages)] = app.calls
     assert messages == [{"type": "http.request", "body": b"0123456789", "more_body": False},
                         {"type": "http.disconnect"}]  # fmt: skip
-    assert client.sent == []
+    assert [message["type"] for message in client.sent] == ["http.response.start", "http.response.body"]
 
 
 async def test_a_message_without_a_body_field_counts_as_empty() -> None:
@@ -141,6 +143,7 @@ async def test_a_chunked_body_over_the_limit_is_413_once_it_passes_it() -> None:
     assert app.calls == []
     status, headers, body = over.answer()
     assert (status, headers[b"connection"], body["instance"]) == (413, b"close", "/api/big")
+    assert body["title"] == "Request Entity Too Large"
     assert body["detail"] == f"The request body may hold at most {MAX} bytes."
     assert len(over.pending) == 1
 
@@ -153,6 +156,7 @@ async def test_a_body_that_does_not_arrive_by_the_deadline_is_408_and_the_connec
     status, headers, body = client.answer()
     assert (status, headers[b"connection"]) == (408, b"close")
     assert (body["title"], body["detail"]) == ("Request Timeout", "The request body did not arrive within 0.05 s.")
+    assert body["instance"] == "/api/things"
 
 
 async def test_a_client_that_leaves_before_its_body_ends_gets_nothing_and_the_app_never_runs() -> None:

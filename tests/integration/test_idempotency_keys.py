@@ -1,0 +1,82 @@
+"""IdempotencyKeys against PostgreSQL, below HTTP: a key whose request ended without an answer is taken over at the
+point that request reached, with what it made; a key still leased is refused with the time its lease has left.
+(The crash tests in tests/chaos/test_billing_crashes.py prove the same through a killed server process.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from app.database import Database
+from app.src.api.auth.models import RegisterRequest
+from app.src.api.common.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError
+from app.src.api.idempotency.keys import Claim, IdempotencyKeys, KeyScope, StoredAnswer, fingerprint
+from tests.integration.auth_service_support import EMAIL, Auth
+from tests.integration.auth_support import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+OPERATION = "billing.create_payment"
+PRINT = fingerprint(OPERATION, {"amount": 5})
+
+
+@pytest.fixture
+async def scope(auth: Callable[..., Auth]) -> KeyScope:
+    """A key of a registered account (keys belong to accounts)."""
+    service = auth()
+    await service.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    async with service.database.reading() as connection:
+        user_id = await connection.fetchval("SELECT id FROM users")
+    return KeyScope(user_id=user_id, client_id="web", key="key-1", operation=OPERATION)
+
+
+async def expire_leases(database: Database) -> None:
+    async with database.engine.begin() as connection:
+        await connection.execute(sa.text("UPDATE idempotency_keys SET locked_until = now() - interval '1 second'"))
+
+
+async def test_a_key_left_without_an_answer_is_taken_over_where_its_request_stopped(
+    auth_database: Database, scope: KeyScope
+) -> None:
+    keys = IdempotencyKeys(auth_database, lease_seconds=30)
+    first = await keys.begin(scope, PRINT)
+    assert isinstance(first, Claim)
+    async with auth_database.connection() as connection:
+        await first.remember(connection, "pay_1", "charge-sent")
+    with pytest.raises(IdempotencyKeyInUseError, match=r"^A request with this Idempotency-Key is in progress; try "
+                                                       r"again shortly\.$") as held:  # fmt: skip
+        await keys.begin(scope, PRINT)
+    assert 29 <= held.value.retry_after <= 30
+    await expire_leases(auth_database)
+    assert await keys.begin(scope, PRINT) == Claim(first.key_id, "charge-sent", "pay_1")
+    with pytest.raises(IdempotencyKeyInUseError) as leased_again:
+        await keys.begin(scope, PRINT)  # the take-over leased it for a whole lease again
+    assert leased_again.value.retry_after >= 29
+
+
+async def test_a_lease_with_under_a_second_left_asks_for_a_one_second_wait(
+    auth_database: Database, scope: KeyScope
+) -> None:
+    keys = IdempotencyKeys(auth_database, lease_seconds=30)
+    await keys.begin(scope, PRINT)
+    async with auth_database.engine.begin() as connection:
+        await connection.execute(sa.text("UPDATE idempotency_keys SET locked_until = now() + interval '0.3 second'"))
+    with pytest.raises(IdempotencyKeyInUseError, match="is in progress") as held:
+        await keys.begin(scope, PRINT)
+    assert held.value.retry_after == 1
+
+
+async def test_a_completed_key_answers_its_stored_answer_and_other_parameters_are_refused(
+    auth_database: Database, scope: KeyScope
+) -> None:
+    keys = IdempotencyKeys(auth_database, lease_seconds=30)
+    claim = await keys.begin(scope, PRINT)
+    assert isinstance(claim, Claim)
+    await keys.complete(claim, StoredAnswer(201, {"Location": "/api/billing/payments/pay_1"}, b'{"id":"pay_1"}'))
+    assert await keys.begin(scope, PRINT) == StoredAnswer(201, {"Location": "/api/billing/payments/pay_1"},
+                                                          b'{"id":"pay_1"}')  # fmt: skip
+    with pytest.raises(IdempotencyKeyReusedError, match=r"^This Idempotency-Key was used for another request; use a "
+                                                        r"new key for a new request\.$"):  # fmt: skip
+        await keys.begin(scope, fingerprint(OPERATION, {"amount": 6}))
