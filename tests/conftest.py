@@ -16,6 +16,7 @@ from quart.typing import TestAppProtocol as ServingApp
 from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
+from app.database import Database
 from app.dev.embedded_postgres import embedded_postgres
 from app.settings import Settings
 from app.src.utils.logs import configure_logging
@@ -97,6 +98,17 @@ async def empty_database_uri(postgres_admin_uri: str, worker_id: str) -> AsyncIt
     name = f"pgtest_empty_{worker_id}_{os.getpid()}"
     yield await create_empty_database(postgres_admin_uri, name)
     await drop_database(postgres_admin_uri, name)
+
+
+@pytest.fixture
+async def clean_database(database_uri: str) -> AsyncIterator[Database]:
+    """The worker's migrated database, emptied before and after the test, for tests that call services directly."""
+    database = Database(database_uri)
+    await database.initialize()
+    await truncate_all(database_uri)
+    yield database
+    await database.dispose()
+    await truncate_all(database_uri)
 
 
 @pytest.fixture

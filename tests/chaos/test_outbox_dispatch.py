@@ -4,7 +4,7 @@ resets, answers lost after the message was accepted, 429 storms), then recovers:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +18,6 @@ from app.src.resilience.metrics import ProviderMetrics
 from app.src.resilience.policy import ProviderPolicy
 from simulators.client import SimulatorClient
 from simulators.server import BackgroundSimulator, build
-from tests.support.postgres import truncate_all
 from tests.support.simulator_fixtures import API_KEY
 
 pytestmark = pytest.mark.chaos
@@ -35,13 +34,8 @@ def notify() -> Iterator[str]:
 
 
 @pytest.fixture
-async def database(database_uri: str) -> AsyncIterator[Database]:
-    database = Database(database_uri)
-    await database.initialize()
-    await truncate_all(database_uri)
-    yield database
-    await database.dispose()
-    await truncate_all(database_uri)
+def database(clean_database: Database) -> Database:
+    return clean_database
 
 
 def message(number: int) -> Message:

@@ -1,5 +1,5 @@
 """The auth service itself, for tests that call it as a job or script would: a real database, no HTTP, a clock
-the test moves. The fixtures `auth` and `auth_database` are offered to every integration test (conftest.py)."""
+the test moves. The fixture `auth` is offered to every integration test (conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,6 @@ from app.src.api.messaging.outbox import Outbox
 from app.src.encryption.passwords import Argon2Parameters, PasswordHasher
 from app.src.encryption.tokens import TokenKeyRing
 from tests.integration.auth_support import NEW_KEY, PASSWORD
-from tests.support.postgres import truncate_all
 
 EMAIL = "ada@example.org"
 CHEAP_ARGON2 = Argon2Parameters(memory_kib=1024, iterations=1, lanes=1)  # the rules, not the hash, are under test
@@ -76,31 +75,21 @@ class Auth:
 
 
 @pytest.fixture
-async def auth_database(database_uri: str) -> AsyncIterator[Database]:
-    database = Database(database_uri)
-    await database.initialize()
-    await truncate_all(database_uri)
-    yield database
-    await database.dispose()
-    await truncate_all(database_uri)
-
-
-@pytest.fixture
-def auth(auth_database: Database) -> Callable[..., Auth]:
+def auth(clean_database: Database) -> Callable[..., Auth]:
     """`auth(failures_per_burst=3, ...)`: the service with that policy (and cheap Argon2 parameters, unless
     `argon2=` says others), and a test clock."""
 
     def build(argon2: Argon2Parameters = CHEAP_ARGON2, **policy: Any) -> Auth:
         clock = Clock()
         service = AuthService(
-            auth_database,
+            clean_database,
             PasswordHasher(2, argon2),
             TokenKeyRing([NEW_KEY]),
             AuthPolicy(**policy),
             Outbox(bound=1000, registry=CollectorRegistry()),
             clock=clock,
         )
-        return Auth(service, clock, auth_database)
+        return Auth(service, clock, clean_database)
 
     return build
 
@@ -116,6 +105,9 @@ async def waiting_on_a_row_lock(auth: Auth, task: asyncio.Task[object]) -> None:
     deadline = time.monotonic() + 10
     while not task.done() and time.monotonic() < deadline:
         async with auth.database.reading() as connection:
-            if await connection.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if await connection.fetchval(waiting):  # this test's database only: other workers' tests run beside it
                 return
         await asyncio.sleep(0.01)

@@ -7,7 +7,7 @@ from quart.typing import TestClientProtocol as HttpClient
 
 from app import create_app
 from app.settings import Settings
-from tests.integration.auth_service_support import auth, auth_database  # noqa: F401 - fixtures for every module
+from tests.integration.auth_service_support import auth  # noqa: F401 - a fixture for every module
 from tests.integration.auth_support import auth_settings, serve
 from tests.support.postgres import truncate_all
 

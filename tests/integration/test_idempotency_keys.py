@@ -38,18 +38,18 @@ async def expire_leases(database: Database) -> None:
 
 
 async def test_a_key_left_without_an_answer_is_taken_over_where_its_request_stopped(
-    auth_database: Database, scope: KeyScope
+    clean_database: Database, scope: KeyScope
 ) -> None:
-    keys = IdempotencyKeys(auth_database, lease_seconds=30)
+    keys = IdempotencyKeys(clean_database, lease_seconds=30)
     first = await keys.begin(scope, PRINT)
     assert isinstance(first, Claim)
-    async with auth_database.connection() as connection:
+    async with clean_database.connection() as connection:
         await first.remember(connection, "pay_1", "charge-sent")
     with pytest.raises(IdempotencyKeyInUseError, match=r"^A request with this Idempotency-Key is in progress; try "
                                                        r"again shortly\.$") as held:  # fmt: skip
         await keys.begin(scope, PRINT)
     assert 29 <= held.value.retry_after <= 30
-    await expire_leases(auth_database)
+    await expire_leases(clean_database)
     assert await keys.begin(scope, PRINT) == Claim(first.key_id, "charge-sent", "pay_1")
     with pytest.raises(IdempotencyKeyInUseError) as leased_again:
         await keys.begin(scope, PRINT)  # the take-over leased it for a whole lease again
@@ -57,11 +57,11 @@ async def test_a_key_left_without_an_answer_is_taken_over_where_its_request_stop
 
 
 async def test_a_lease_with_under_a_second_left_asks_for_a_one_second_wait(
-    auth_database: Database, scope: KeyScope
+    clean_database: Database, scope: KeyScope
 ) -> None:
-    keys = IdempotencyKeys(auth_database, lease_seconds=30)
+    keys = IdempotencyKeys(clean_database, lease_seconds=30)
     await keys.begin(scope, PRINT)
-    async with auth_database.engine.begin() as connection:
+    async with clean_database.engine.begin() as connection:
         await connection.execute(sa.text("UPDATE idempotency_keys SET locked_until = now() + interval '0.3 second'"))
     with pytest.raises(IdempotencyKeyInUseError, match="is in progress") as held:
         await keys.begin(scope, PRINT)
@@ -69,9 +69,9 @@ async def test_a_lease_with_under_a_second_left_asks_for_a_one_second_wait(
 
 
 async def test_a_completed_key_answers_its_stored_answer_and_other_parameters_are_refused(
-    auth_database: Database, scope: KeyScope
+    clean_database: Database, scope: KeyScope
 ) -> None:
-    keys = IdempotencyKeys(auth_database, lease_seconds=30)
+    keys = IdempotencyKeys(clean_database, lease_seconds=30)
     claim = await keys.begin(scope, PRINT)
     assert isinstance(claim, Claim)
     await keys.complete(claim, StoredAnswer(201, {"Location": "/api/billing/payments/pay_1"}, b'{"id":"pay_1"}'))

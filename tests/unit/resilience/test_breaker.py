@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from app.src.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+from app.src.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker, Permit
 
 
 class Clock:
@@ -32,6 +34,14 @@ def call(circuit: CircuitBreaker, failed: bool) -> None:
             permit.failed()
         else:
             permit.succeeded()
+
+
+def left_without_an_outcome(circuit: CircuitBreaker) -> Permit:
+    """A call that took a permit and was cancelled before it had an outcome to record."""
+    permit = circuit.permit()
+    with pytest.raises(asyncio.CancelledError), permit:
+        raise asyncio.CancelledError
+    return permit
 
 
 def open_it(circuit: CircuitBreaker) -> None:
@@ -96,8 +106,7 @@ def test_a_trial_left_without_an_outcome_hands_its_permit_back() -> None:
     open_it(circuit)
     clock.now += 10
     for _ in range(5):  # each trial is cancelled: the permits come back every time
-        with circuit.permit():
-            pass
+        left_without_an_outcome(circuit)
     assert circuit.state.name == "HALF_OPEN"
     call(circuit, failed=False)
     call(circuit, failed=False)
@@ -192,13 +201,10 @@ def test_a_permit_left_unrecorded_counts_for_nothing_even_if_recorded_later() ->
     circuit = breaker(clock)
     open_it(circuit)
     clock.now += 10
-    with circuit.permit() as trial:
-        pass  # cancelled: the trial is handed back
+    trial = left_without_an_outcome(circuit)  # cancelled: the trial is handed back
     trial.failed()  # too late: it was settled when it left the block
     assert circuit.state.name == "HALF_OPEN"
     closed = breaker(clock)
     for _ in range(4):
-        with closed.permit() as permit:
-            pass
-        permit.failed()
+        left_without_an_outcome(closed).failed()
     assert closed.state.name == "CLOSED"  # four calls left unrecorded: no failure counted
