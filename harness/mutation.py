@@ -172,7 +172,9 @@ def _mutmut_table(part: Part) -> str:
         f"source_paths = {array(['app', 'simulators'])}\n"
         f"only_mutate = {array(part.modules)}\n"
         f"pytest_add_cli_args_test_selection = {array(part.tests)}\n"
-        f"pytest_add_cli_args = {array(['-p', 'no:cacheprovider', '-p', 'no:random_order'])}\n"
+        # mutmut bounds a mutant's CPU time, not its wall time: a mutant that leaves a test waiting (on a lock, an
+        # event, a row) would hold its worker for pytest-timeout's 120 s; no test of ours takes 30.
+        f"pytest_add_cli_args = {array(['-p', 'no:cacheprovider', '-p', 'no:random_order', '--timeout=30'])}\n"
         f"also_copy = {array(['migrations/', 'alembic.ini', 'load/', 'docs/'])}\n"
     )
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from app.src.api.auth.models import LoginRequest, RegisterRequest, TokenPair, TotpCode
+from app.src.api.auth.models import LoginRequest, PasswordChange, RegisterRequest, TokenPair, TotpCode
 from app.src.api.common.errors import ConflictError, ForbiddenError, LockedError, UnauthorizedError
 from app.src.encryption.totp import STEP_SECONDS, code_at
 from tests.integration.auth_service_support import EMAIL, Auth, messages, waiting_on_a_row_lock
@@ -164,3 +164,22 @@ async def test_a_lockout_ends_when_the_oldest_failure_it_counts_leaves_the_windo
     with pytest.raises(LockedError) as locked:
         await ada.sign_in()
     assert 195 <= locked.value.retry_after <= 200  # the first failure, 100 s old, leaves the 300 s window first
+
+
+async def test_checking_the_password_before_a_change_does_not_wait_for_a_change_under_way(
+    auth: Callable[..., Auth],
+) -> None:
+    """The account is read without a lock to check the password given: only the change itself takes the row, so
+    a wrong password is refused at once, not after another change (or sign-in) holding the row has ended."""
+    ada = auth()
+    await registered(ada)
+    profile = await ada.profile()
+    change = PasswordChange(current_password=WRONG, new_password="a whole new passphrase 42")
+    async with ada.database.engine.connect() as connection, connection.begin():
+        await connection.execute(sa.text("SELECT id FROM users FOR UPDATE"))  # a change under way, say
+        changing = asyncio.create_task(ada.service.change_password(profile, change))
+        await waiting_on_a_row_lock(ada, changing)
+        assert changing.done(), "the password check waited for the row"
+    with pytest.raises(ForbiddenError) as refused:
+        await changing
+    assert refused.value.code == "wrong-password"

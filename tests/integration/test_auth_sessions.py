@@ -70,7 +70,9 @@ async def two_accounts(auth: Callable[..., Auth]) -> tuple[Account, Account]:
 async def test_an_account_lists_only_its_own_live_sessions_newest_first(auth: Callable[..., Auth]) -> None:
     ada, bob = await two_accounts(auth)
     older = await ada.profile(await ada.tokens("laptop"))
+    revoked = await ada.profile(await ada.tokens("tablet"))
     newer = await ada.profile(await ada.tokens("phone"))
+    await ada.auth.service.revoke(newer, revoked.session_id)
     await bob.tokens("bobs")
     listed = (await ada.auth.service.sessions(newer)).sessions
     assert [(session.id, session.client_id, session.current) for session in listed] == [

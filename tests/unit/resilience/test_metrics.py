@@ -57,3 +57,19 @@ def test_each_provider_has_its_own_numbers_and_a_quiet_one_still_shows_its_break
     assert 'provider_retries_total{provider="notify"} 0.0' in exposition
     assert 'provider_breaker_state{provider="notify"} 0.0' in exposition
     assert metrics.provider("payments") is metrics.provider("payments")
+
+
+def test_the_provider_metrics_are_exported_under_the_names_and_help_operators_read() -> None:
+    registry = CollectorRegistry()
+    ProviderMetrics(registry).provider("payments")
+    assert {(family.name, family.type, family.documentation) for family in registry.collect()} == {
+        ("provider_calls", "counter", "Logical provider calls by outcome"),
+        ("provider_call_duration_seconds", "histogram", "Logical call duration, all attempts and waits"),
+        ("provider_attempts", "counter", "HTTP attempts by result"),
+        ("provider_retries", "counter", "Retries made"),
+        ("provider_retry_budget_exhausted", "counter", "Retries refused by the retry budget"),
+        ("provider_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open"),
+        ("provider_breaker_transitions", "counter", "Circuit breaker state changes"),
+        ("provider_limiter_wait_seconds", "histogram", "Time waited for the outbound rate limiter"),
+        ("provider_bulkhead_rejections", "counter", "Calls refused because the bulkhead was full"),
+    }

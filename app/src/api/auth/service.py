@@ -311,7 +311,7 @@ class AuthService:
             if await repository.remember_client(user.id, client_id):
                 await self._alert(uow.repository(OutboxRepository), user, client_id, session_id)
             await uow.commit()
-        return self._token_pair(session_id, user.id, refresh_token)
+        return self._token_pair(session_id, refresh_token)
 
     async def _alert(self, outbox: OutboxRepository, user: User, client_id: str, session_id: uuid.UUID) -> None:
         """A sign-in from a client the account has not used: an alert to a verified address, a few an hour at most,
@@ -326,11 +326,12 @@ class AuthService:
             return
         await self._outbox.offer(outbox, login_alert(user.id, user.email, client_id, session_id))
 
-    def _token_pair(self, session_id: uuid.UUID, user_id: int, refresh_token: str) -> TokenPair:
+    def _token_pair(self, session_id: uuid.UUID, refresh_token: str) -> TokenPair:
+        """The session's id is all an access token carries: every request finds the account through its live
+        session, so an ended session ends its access tokens too."""
         issued = int(self._clock())
         payload = {
             "sid": str(session_id),
-            "uid": user_id,
             "iat": issued,
             "exp": issued + self.policy.access_token_seconds,
         }
@@ -352,15 +353,14 @@ class AuthService:
                 await repository.revoke_session(session_id, "refresh token reused")
                 await uow.commit()
                 raise _invalid_token("The refresh token was used already; the session is ended.")
-            user_id = await repository.live_session_owner(session_id)
-            if user_id is None:
+            if await repository.live_session_owner(session_id) is None:
                 await uow.commit()
                 raise _invalid_token("The session has ended; sign in again.")
             rotated = new_refresh_token()
             await repository.add_refresh_token(session_id, digest(rotated))
             await repository.touch_session(session_id)
             await uow.commit()
-        return self._token_pair(session_id, user_id, rotated)
+        return self._token_pair(session_id, rotated)
 
     # failed attempts
 
