@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     password_hash_queue: int = Field(default=8, ge=0)
     totp_issuer: str = "Proving Ground"
     inbound_concurrency: int = Field(default=16, ge=1)
+    inbound_min_concurrency: int | None = Field(default=None, ge=1)  # unset: an eighth of inbound_concurrency
+    inbound_busy_target: float | None = Field(default=0.9, gt=0, le=1)
     inbound_max_wait: float = Field(default=0.1, ge=0)
     inbound_standing_wait: float = Field(default=0.01, ge=0)
     inbound_queue: int = Field(default=4, ge=0)
@@ -128,9 +130,9 @@ class Settings(BaseSettings):
     log_format: LogFormat = "json"
     data_dir: Path = Path(".data")
 
-    @field_validator("client_rate", "address_rate", "connections_per_peer", mode="before")
+    @field_validator("client_rate", "address_rate", "connections_per_peer", "inbound_busy_target", mode="before")
     @classmethod
-    def _rate_can_be_off(cls, value: Any) -> Any:
+    def _can_be_off(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in {"", "off", "none", "null"}:
             return None
         return value
@@ -170,6 +172,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _limit_floor_under_its_ceiling(self) -> Settings:
+        if self.inbound_min_concurrency is not None and self.inbound_min_concurrency > self.inbound_concurrency:
+            raise ValueError(
+                f"INBOUND_MIN_CONCURRENCY ({self.inbound_min_concurrency}) must not exceed INBOUND_CONCURRENCY "
+                f"({self.inbound_concurrency})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _deployed_profiles_need_secrets(self) -> Settings:
         if self.profile not in DEPLOYED_PROFILES:
             return self
@@ -189,6 +200,13 @@ class Settings(BaseSettings):
         if unreadable:
             raise ValueError(f"TLS files not found: {', '.join(unreadable)}")
         return self
+
+    @property
+    def inbound_concurrency_floor(self) -> int:
+        """The least the concurrency limit shrinks to while the event loop is busy."""
+        if self.inbound_min_concurrency is not None:
+            return self.inbound_min_concurrency
+        return max(1, self.inbound_concurrency // 8)
 
     @property
     def uses_tls(self) -> bool:

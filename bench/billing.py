@@ -102,6 +102,7 @@ def main() -> None:
             "PAYMENTS_URL": sim_url, "PAYMENTS_API_KEY": API_KEY, "OUTBOX_MAX_PENDING": "100000000",
             "DATA_DIR": str(ROOT / ".data"),
             "INBOUND_CONCURRENCY": str(2 * arguments.connections),  # the stack's cost, not its shedding: room for all
+            "INBOUND_BUSY_TARGET": "off",
         }  # fmt: skip
         service = f"http://127.0.0.1:{service_port}"
         with pinned_server(["-m", "app", "serve"], f"{service}/api/common/health", service_env) as server:

@@ -55,6 +55,7 @@ def main() -> None:
             "CATALOG_URL": catalog.url, "CATALOG_API_KEY": API_KEY, "CLIENT_RATE": "off", "ADDRESS_RATE": "off",
             "CONNECTIONS_PER_PEER": "off", "DATA_DIR": str(ROOT / ".data"), "LOG_LEVEL": "WARNING",
             "INBOUND_CONCURRENCY": str(2 * arguments.connections),  # the stack's cost, not its shedding: room for all
+            "INBOUND_BUSY_TARGET": "off",
         }  # fmt: skip
         subprocess.run([sys.executable, "-m", "app", "jobs", "run", "catalog_sync"], env=service_env, cwd=ROOT,
                        check=True, capture_output=True, timeout=120)  # fmt: skip

@@ -69,6 +69,7 @@ def main() -> None:
             "CONNECTIONS_PER_PEER": "off", "DATA_DIR": str(ROOT / ".data"),
             # The stack's cost per request, not its shedding (make bench-overload): room for every connection.
             "INBOUND_CONCURRENCY": str(2 * max(arguments.connections, 16)),
+            "INBOUND_BUSY_TARGET": "off",
         }  # fmt: skip
         service_url = f"http://127.0.0.1:{service_port}"
         with pinned_server(["-m", "app", "serve"], f"{service_url}/api/common/health", service_env):

@@ -21,7 +21,16 @@ PARTS = (
         "policy",
         tuple(
             f"app/src/resilience/{name}.py"
-            for name in ("backoff", "breaker", "budget", "bulkhead", "token_bucket", "lifo_slots", "policy")
+            for name in (
+                "backoff",
+                "breaker",
+                "budget",
+                "bulkhead",
+                "token_bucket",
+                "lifo_slots",
+                "busy_limit",
+                "policy",
+            )
         ),
         ("tests/unit/resilience", "tests/chaos/test_inbound_backpressure.py"),
         (f"tests/chaos/test_edge_shedding.py: {SPAWNED}",),

@@ -23,12 +23,14 @@ from app.middlewares import RequestContextMiddleware, RequestGuards
 from app.routes.adapter import exempt_from_limits, register_blueprints
 from app.runtime.metrics_endpoint import metrics_server
 from app.settings import Settings, load_settings
+from app.src.resilience.busy_limit import BusyLimit, BusyMetrics, BusyRule
 from app.src.resilience.inbound import INBOUND_EXTENSION, ClientRateLimiter, Inbound, InboundMetrics, LoadShedder
 from app.src.resilience.lifo_slots import LifoSlots
 from app.src.resilience.request_bodies import BodyBuffer
 from app.src.utils.logs import configure_logging
 
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Client-Id", "X-Request-ID"]
+BUSY_PROBE_INTERVAL = 0.01  # seconds: the limit can go from its ceiling to its floor in a few hundred milliseconds
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy", "Idempotent-Replayed", "ETag"]
 
 
@@ -56,14 +58,24 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.teardown_request(_end_reads)
     app.before_request(RequestGuards(_address_limiter(settings, inbound)).check)
     slots = LifoSlots(settings.inbound_concurrency, standing_wait=settings.inbound_standing_wait)
+    busy_limit = _busy_limit(settings, slots, registry)
     app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound, slots)  # type: ignore[method-assign]
     # The edge (python -m app serve) refuses early with the same slots, counter and exemptions.
     app.extensions[INBOUND_EXTENSION] = Inbound(slots, inbound.shed, exempt_from_limits)
-    _serve_with_services(app, settings, registry)
+    _serve_with_services(app, settings, registry, busy_limit)
     return app
 
 
-def _serve_with_services(app: Quart, settings: Settings, registry: CollectorRegistry) -> None:
+def _busy_limit(settings: Settings, slots: LifoSlots, registry: CollectorRegistry) -> BusyLimit | None:
+    if settings.inbound_busy_target is None:
+        return None
+    rule = BusyRule(settings.inbound_concurrency_floor, settings.inbound_concurrency, settings.inbound_busy_target)
+    return BusyLimit(slots, rule, interval=BUSY_PROBE_INTERVAL, metrics=BusyMetrics(registry))
+
+
+def _serve_with_services(
+    app: Quart, settings: Settings, registry: CollectorRegistry, busy_limit: BusyLimit | None
+) -> None:
     """Open the composition root when the app starts serving and close it when it stops."""
     stack = AsyncExitStack()
 
@@ -74,6 +86,8 @@ def _serve_with_services(app: Quart, settings: Settings, registry: CollectorRegi
             token = None if settings.metrics_token is None else settings.metrics_token.get_secret_value()
             host = settings.metrics_host or settings.listen_host
             await stack.enter_async_context(metrics_server(registry, host, settings.metrics_port, token))
+        if busy_limit is not None:
+            await stack.enter_async_context(busy_limit.following())
         # Everything built so far lives as long as the process: keep it out of the collector's full passes,
         # which would otherwise walk every module, model and schema object and stall requests for milliseconds.
         gc.freeze()

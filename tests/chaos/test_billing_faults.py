@@ -60,7 +60,7 @@ async def settled_and_checked(env: Billing, told: Mapping[str, str]) -> dict[str
 @pytest.mark.requirement("NFR-1")
 async def test_fifty_identical_requests_at_once_make_one_charge(settings: Settings, database_uri: str) -> None:
     # All fifty in the app at once: this is about the key, not the concurrency limit (which could shed some).
-    async with billing(settings, database_uri, inbound_concurrency=64) as env:
+    async with billing(settings, database_uri, inbound_concurrency=64, inbound_busy_target=None) as env:
         slow = {"kind": "latency", "distribution": {"type": "fixed", "ms": 300}, "phase": "processing"}
         await env.sim.add_fault(route="/v1/charges", method="POST", action=slow)
         responses = await asyncio.gather(*(env.pay("the-one") for _ in range(50)))

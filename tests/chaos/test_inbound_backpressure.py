@@ -5,8 +5,10 @@ without touching other clients."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from app import create_app
 from app.http.authentication import public
 from app.settings import Settings
 from tests.integration.billing_support import billing
+from tests.support.cpu import compute_for
 
 pytestmark = pytest.mark.chaos
 
@@ -33,9 +36,8 @@ async def gated(settings: Settings) -> AsyncIterator[tuple[HttpClient, asyncio.E
         await gate.wait()
         return {"done": "yes"}
 
-    app = create_app(
-        settings.model_copy(update={"inbound_concurrency": 2, "inbound_max_wait": 0.05, "inbound_retry_after": 3})
-    )
+    limits = {"inbound_concurrency": 2, "inbound_busy_target": None, "inbound_max_wait": 0.05, "inbound_retry_after": 3}
+    app = create_app(settings.model_copy(update=limits))
     app.register_blueprint(slow, url_prefix="/api/slow")
     async with app.test_app() as serving:
         yield serving.test_client(), gate
@@ -136,3 +138,50 @@ async def test_a_request_waiting_on_a_slow_provider_lends_its_slot_and_still_fin
         scrape = await (await env.client.get("/metrics")).get_data(as_text=True)
         assert "http_requests_shed_total 0.0" in scrape
         assert "http_requests_in_flight 0.0" in scrape  # the slot came back and went back: none is lost
+
+
+async def concurrency_limit(client: HttpClient) -> float:
+    metrics = await (await client.get("/metrics")).get_data(as_text=True)
+    found = re.search(r"^http_requests_concurrency_limit (\S+)$", metrics, re.MULTILINE)
+    assert found is not None
+    return float(found[1])
+
+
+@asynccontextmanager
+async def hogging(settings: Settings, **update: Any) -> AsyncIterator[HttpClient]:
+    """The service (a limit of 16) with a route that computes for 30 ms on the event loop."""
+    hog = Blueprint("hog", __name__)
+
+    @hog.get("/work")
+    @public
+    async def work() -> dict[str, str]:
+        return {"done": str(compute_for(0.03))}
+
+    app = create_app(settings.model_copy(update={"inbound_concurrency": 16, "client_rate": None} | update))
+    app.register_blueprint(hog, url_prefix="/api/hog")
+    async with app.test_app() as serving:
+        yield serving.test_client()
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_the_concurrency_limit_shrinks_to_its_floor_while_the_loop_is_busy_and_comes_back_when_it_is_not(
+    settings: Settings,
+) -> None:
+    async with hogging(settings, inbound_min_concurrency=4, inbound_busy_target=0.5) as client:
+        assert await concurrency_limit(client) == 16
+        for _ in range(40):
+            assert (await client.get("/api/hog/work", headers={"X-Client-Id": "hog"})).status_code == 200
+            if await concurrency_limit(client) == 4:
+                break
+        assert await concurrency_limit(client) == 4
+        deadline = time.monotonic() + 10
+        while await concurrency_limit(client) < 16:
+            assert time.monotonic() < deadline, "the limit never grew back"
+            await asyncio.sleep(0.01)
+
+
+async def test_with_the_busy_target_off_the_limit_stays_where_it_is_set(settings: Settings) -> None:
+    async with hogging(settings, inbound_busy_target=None) as client:
+        for _ in range(10):
+            assert (await client.get("/api/hog/work", headers={"X-Client-Id": "hog"})).status_code == 200
+        assert await concurrency_limit(client) == 16

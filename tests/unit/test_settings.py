@@ -185,3 +185,32 @@ def test_make_run_in_a_terminal_logs_for_people(
         os.close(primary)
         os.close(secondary)
     assert settings.log_format == expected
+
+
+def test_the_concurrency_limit_shrinks_to_an_eighth_of_its_ceiling_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROFILE", "test")
+    monkeypatch.setenv("INBOUND_CONCURRENCY", "16")
+    assert load_settings().inbound_concurrency_floor == 2
+    monkeypatch.setenv("INBOUND_CONCURRENCY", "7")
+    assert load_settings().inbound_concurrency_floor == 1
+    monkeypatch.setenv("INBOUND_MIN_CONCURRENCY", "3")
+    assert load_settings().inbound_concurrency_floor == 3
+
+
+def test_a_concurrency_floor_over_its_ceiling_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROFILE", "test")
+    monkeypatch.setenv("INBOUND_CONCURRENCY", "8")
+    monkeypatch.setenv("INBOUND_MIN_CONCURRENCY", "9")
+    with pytest.raises(ValidationError, match=r"INBOUND_MIN_CONCURRENCY \(9\) must not exceed INBOUND_CONCURRENCY"):
+        load_settings()
+
+
+@pytest.mark.parametrize("off", ["off", ""])
+def test_the_limit_stays_fixed_when_the_busy_target_is_off(monkeypatch: pytest.MonkeyPatch, off: str) -> None:
+    monkeypatch.setenv("PROFILE", "test")
+    monkeypatch.setenv("INBOUND_BUSY_TARGET", off)
+    assert load_settings().inbound_busy_target is None
+    monkeypatch.delenv("INBOUND_BUSY_TARGET")
+    assert load_settings().inbound_busy_target == 0.9

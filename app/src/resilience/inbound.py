@@ -29,6 +29,8 @@ class InboundMetrics:
                             registry=registry)  # fmt: skip
         self.rate_limited = Counter("http_requests_rate_limited_total", "Requests refused with 429 per client",
                                     registry=registry)  # fmt: skip
+        self.limit = Gauge("http_requests_concurrency_limit", "Requests that may hold a concurrency slot at once, now",
+                           registry=registry)  # fmt: skip
         self.in_flight = Gauge("http_requests_in_flight", "Requests holding a concurrency slot", registry=registry)
         self.waiting = Gauge("http_requests_waiting", "Requests waiting for a concurrency slot", registry=registry)
         self.address_limited = Counter("http_requests_address_limited_total",
@@ -85,6 +87,7 @@ class LoadShedder:
         self._exempt = exempt
         self._slots = slots
         self._shed = metrics.shed
+        metrics.limit.set_function(lambda: self._slots.limit)
         metrics.in_flight.set_function(lambda: self._slots.in_use)
         metrics.waiting.set_function(lambda: self._slots.waiting)
 

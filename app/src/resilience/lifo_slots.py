@@ -37,6 +37,10 @@ class LifoSlots:
         self._free_at = clock()  # the last moment a slot was free
 
     @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
     def in_use(self) -> int:
         return self._limit - self._free
 
@@ -86,7 +90,19 @@ class LifoSlots:
             self._gave_up(waiter, self._returning, keep=False)
             raise
 
+    def set_limit(self, limit: int) -> None:
+        """A new limit, at once: room it adds goes to waiters; slots in use beyond it end as they are given back."""
+        added = limit - self._limit
+        self._limit = limit
+        if added < 0:
+            self._free += added
+        for _ in range(added):
+            self.give_back()
+
     def give_back(self) -> None:
+        if self._free < 0:  # over a limit that shrank: the slot is not handed on
+            self._free += 1
+            return
         while self._returning:
             waiter = self._returning.popleft()
             if not waiter.done():

@@ -53,6 +53,7 @@ def test_the_inbound_metrics_are_exported_under_the_names_and_help_operators_rea
     assert {(family.name, family.type, family.documentation) for family in registry.collect()} == {
         ("http_requests_shed", "counter", "Requests refused with 503 by the concurrency limit"),
         ("http_requests_rate_limited", "counter", "Requests refused with 429 per client"),
+        ("http_requests_concurrency_limit", "gauge", "Requests that may hold a concurrency slot at once, now"),
         ("http_requests_in_flight", "gauge", "Requests holding a concurrency slot"),
         ("http_requests_waiting", "gauge", "Requests waiting for a concurrency slot"),
         ("http_requests_address_limited", "counter",

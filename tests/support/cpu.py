@@ -1,0 +1,14 @@
+"""Work that keeps the CPU busy, as a request's own computation does (time.sleep would leave it idle)."""
+
+from __future__ import annotations
+
+import time
+
+
+def compute_for(seconds: float) -> int:
+    """Hashes small numbers for `seconds` of wall time; how many."""
+    done = 0
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        done += hash((done, seconds)) & 1 or 1
+    return done
