@@ -82,7 +82,7 @@ class BusyLimit:
         while True:
             await asyncio.sleep(self._interval)
             now_wall, now_cpu = time.perf_counter(), time.thread_time()
-            busy = min(1.0, (now_cpu - cpu) / max(now_wall - wall, 1e-9))
+            busy = (now_cpu - cpu) / max(now_wall - wall, 1e-9)
             wall, cpu = now_wall, now_cpu
             self._metrics.busy.set(busy)
             self._slots.set_limit(self._rule.next_limit(self._slots.limit, busy))

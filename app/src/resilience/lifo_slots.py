@@ -94,8 +94,7 @@ class LifoSlots:
         """A new limit, at once: room it adds goes to waiters; slots in use beyond it end as they are given back."""
         added = limit - self._limit
         self._limit = limit
-        if added < 0:
-            self._free += added
+        self._free += min(added, 0)
         for _ in range(added):
             self.give_back()
 

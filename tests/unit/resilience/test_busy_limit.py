@@ -131,3 +131,11 @@ async def test_the_limit_stops_following_once_the_block_ends() -> None:
     await asyncio.sleep(0.05)
     assert slots.limit == shrunk
     assert not [task for task in asyncio.all_tasks() if task.get_name() == "busy-limit"]
+
+
+def test_the_loop_metric_is_exported_under_the_name_and_help_operators_read() -> None:
+    registry = CollectorRegistry()
+    BusyMetrics(registry)
+    assert {(family.name, family.type, family.documentation) for family in registry.collect()} == {
+        ("event_loop_busy_ratio", "gauge", "The event loop thread's CPU time over wall time, at the last probe"),
+    }
