@@ -30,7 +30,7 @@ from app.src.resilience.request_bodies import BodyBuffer
 from app.src.utils.logs import configure_logging
 
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Client-Id", "X-Request-ID"]
-BUSY_PROBE_INTERVAL = 0.01  # seconds: the limit can go from its ceiling to its floor in a few hundred milliseconds
+BUSY_PROBE_INTERVAL = 0.01  # seconds: the limit goes from its ceiling to its floor in a few probes
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy", "Idempotent-Replayed", "ETag"]
 
 

@@ -32,9 +32,11 @@ async def scope(auth: Callable[..., Auth]) -> KeyScope:
     return KeyScope(user_id=user_id, client_id="web", key="key-1", operation=OPERATION)
 
 
-async def expire_leases(database: Database) -> None:
+async def leases_end_in(database: Database, seconds: float) -> None:
+    """Every key's lease ends `seconds` from now (negative: it has ended)."""
     async with database.engine.begin() as connection:
-        await connection.execute(sa.text("UPDATE idempotency_keys SET locked_until = now() - interval '1 second'"))
+        statement = "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => :seconds)"
+        await connection.execute(sa.text(statement), {"seconds": seconds})
 
 
 async def test_a_key_left_without_an_answer_is_taken_over_where_its_request_stopped(
@@ -49,7 +51,7 @@ async def test_a_key_left_without_an_answer_is_taken_over_where_its_request_stop
                                                        r"again shortly\.$") as held:  # fmt: skip
         await keys.begin(scope, PRINT)
     assert 29 <= held.value.retry_after <= 30
-    await expire_leases(clean_database)
+    await leases_end_in(clean_database, -1)
     assert await keys.begin(scope, PRINT) == Claim(first.key_id, "charge-sent", "pay_1")
     with pytest.raises(IdempotencyKeyInUseError) as leased_again:
         await keys.begin(scope, PRINT)  # the take-over leased it for a whole lease again
@@ -61,8 +63,7 @@ async def test_a_lease_with_under_a_second_left_asks_for_a_one_second_wait(
 ) -> None:
     keys = IdempotencyKeys(clean_database, lease_seconds=30)
     await keys.begin(scope, PRINT)
-    async with clean_database.engine.begin() as connection:
-        await connection.execute(sa.text("UPDATE idempotency_keys SET locked_until = now() + interval '0.3 second'"))
+    await leases_end_in(clean_database, 0.3)
     with pytest.raises(IdempotencyKeyInUseError, match="is in progress") as held:
         await keys.begin(scope, PRINT)
     assert held.value.retry_after == 1

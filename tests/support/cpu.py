@@ -6,9 +6,9 @@ import time
 
 
 def compute_for(seconds: float) -> int:
-    """Hashes small numbers for `seconds` of wall time; how many."""
+    """Reads the clock in a loop for `seconds` of wall time; how many times."""
     done = 0
     until = time.perf_counter() + seconds
     while time.perf_counter() < until:
-        done += hash((done, seconds)) & 1 or 1
+        done += 1
     return done
