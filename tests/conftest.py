@@ -35,7 +35,7 @@ from tests.support.postgres import (
     truncate_all,
 )
 
-pytest_plugins = ["tests.support.simulator_fixtures"]
+pytest_plugins = ["tests.support.simulator_fixtures", "tests.support.scripted_provider"]
 
 
 _CONTAINER = pytest.StashKey[ContainerDatabase]()

@@ -102,7 +102,8 @@ class ProviderClient:
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.policy.bulkhead_limit, timeout_ceil_threshold=EXACT)
+            # as many connections as the bulkhead lets calls in: none of them waits for a connection
+            connector = aiohttp.TCPConnector(limit=self.policy.bulkhead_limit)
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             self._session = aiohttp.ClientSession(connector=connector, headers=headers)
 
@@ -333,17 +334,17 @@ async def _read_at_most(answer: aiohttp.ClientResponse, limit: int) -> bytes | N
 
 
 def _outcome_of(error: ProviderError) -> str:
-    kinds: list[tuple[type[ProviderError], str]] = [
-        (CircuitOpenError, "circuit_open"),
-        (ProviderTimeoutError, "timeout"),
-        (ProviderUnavailableError, "unavailable"),
-        (ProviderRateLimitedError, "rate_limited"),
-        (ProviderBusyError, "busy"),
-        (ProviderRejectedError, "rejected"),
-        (OutcomeUnknownError, "outcome_unknown"),
-        (ProviderResponseTooLargeError, "too_large"),
-    ]
-    return next((label for kind, label in kinds if isinstance(error, kind)), "error")
+    """The outcome a failed call is counted under: each error the client raises has one of its own."""
+    return {
+        CircuitOpenError: "circuit_open",
+        ProviderTimeoutError: "timeout",
+        ProviderUnavailableError: "unavailable",
+        ProviderRateLimitedError: "rate_limited",
+        ProviderBusyError: "busy",
+        ProviderRejectedError: "rejected",
+        OutcomeUnknownError: "outcome_unknown",
+        ProviderResponseTooLargeError: "too_large",
+    }[type(error)]
 
 
 def _encoded(json: Any, form: Sequence[tuple[str, str]] | None) -> tuple[bytes | None, str | None]:
