@@ -117,7 +117,7 @@ async def test_a_message_that_always_fails_is_dead_lettered_after_its_attempts(d
             dispatcher = Dispatcher(database, NotifyEmailSender(client), policy, OutboxMetrics(registry))
             stop = asyncio.Event()
             running = asyncio.create_task(dispatcher.run(stop))
-            settled = await until_settled(database, within=10)  # three quick attempts: under a second here
+            settled = await until_settled(database, within=5)  # three quick attempts: under a second here
             stop.set()
             await running
         assert await sim.journal_count(path="/v1/messages", method="POST") == 3

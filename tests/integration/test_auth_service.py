@@ -6,9 +6,11 @@ it as a job or script would and read the kind of each refusal, never a status co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from app.src.api.auth.models import RegisterRequest, TokenPair, TotpChallenge, TotpCode, TotpLoginRequest
 from app.src.api.auth.service import AuthPolicy
@@ -20,6 +22,7 @@ from app.src.api.common.errors import (
     NotFoundError,
     UnauthorizedError,
 )
+from app.src.database.auth_repository import AuthRepository
 from app.src.encryption.totp import STEP_SECONDS, code_at
 from tests.integration.auth_service_support import EMAIL, Auth, messages
 from tests.integration.auth_support import PASSWORD
@@ -167,14 +170,15 @@ async def test_an_address_is_confirmed_once_by_its_newest_link_before_it_expires
     assert unconfirmed.value.code == "unverified"
     token = await ada.link_token()
     ada.clock.advance(AuthPolicy().verification_seconds + 1)
-    with pytest.raises(GoneError, match="expired"):
+    with pytest.raises(GoneError, match=r"^This link has expired\.$") as expired:
         await ada.service.verify_email(token)
     ada.clock.advance(-AuthPolicy().verification_seconds - 1)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match=r"^This link is not one of ours\.$") as forged:
         await ada.service.verify_email(token[:-4] + "AAAA")
     await ada.service.verify_email(token)
-    with pytest.raises(GoneError, match="used already"):
+    with pytest.raises(GoneError, match=r"^This link was used already, or a newer one was sent\.$") as used:
         await ada.service.verify_email(token)
+    assert (expired.value.code, forged.value.code, used.value.code) == ("link-expired", "invalid-link", "link-used")
     assert isinstance(await ada.sign_in(), TokenPair)
 
 
@@ -206,5 +210,50 @@ async def test_links_to_an_unconfirmed_address_are_sent_a_few_an_hour_at_most(au
     for _ in range(5):
         await ada.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
     assert len(await messages(ada.database, "verification")) == 3
+    async with ada.database.engine.begin() as connection:  # the first of them was sent over an hour ago
+        await connection.execute(sa.text(
+            "UPDATE outbox SET created_at = now() - interval '61 minutes' "
+            "WHERE id = (SELECT min(id) FROM outbox WHERE kind = 'verification')"
+        ))  # fmt: skip
+    await ada.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    assert len(await messages(ada.database, "verification")) == 4
     await ada.service.verify_email(await ada.link_token())  # the newest sent is the valid one
     assert isinstance(await ada.sign_in(), TokenPair)
+
+
+async def test_registering_a_confirmed_address_between_the_check_and_the_write_changes_nothing(
+    auth: Callable[..., Auth],
+) -> None:
+    """register() looks the address up, then writes: a confirmation may land in between. The write itself must
+    leave a confirmed account as it is (its password, its name) and report no account to send a link for."""
+    ada = auth()
+    await ada.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    await ada.service.verify_email(await ada.link_token())
+    async with ada.database.unit_of_work() as uow:
+        written = await uow.repository(AuthRepository).add_user(EMAIL.upper(), "Not Ada", "not-a-hash", b"digest")
+        await uow.commit()
+    assert written is None
+    tokens = await ada.sign_in()
+    assert isinstance(tokens, TokenPair)
+    assert (await ada.service.me(await ada.service.authenticate(tokens.access_token))).display_name == "Ada"
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time nine hours ahead of UTC, as on a server in Tokyo."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("far_from_utc")
+async def test_a_session_ends_when_its_lifetime_says_whatever_the_servers_time_zone(auth: Callable[..., Auth]) -> None:
+    ada = auth()
+    await ada.service.register(RegisterRequest(email=EMAIL, password=PASSWORD, display_name="Ada"))
+    await ada.service.verify_email(await ada.link_token())
+    await ada.sign_in()
+    async with ada.database.reading() as connection:
+        left = await connection.fetchval("SELECT extract(epoch FROM expires_at - now()) FROM sessions")
+    assert abs(float(left) - AuthPolicy().session_seconds) < 60

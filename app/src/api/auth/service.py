@@ -329,14 +329,9 @@ class AuthService:
     def _token_pair(self, session_id: uuid.UUID, refresh_token: str) -> TokenPair:
         """The session's id is all an access token carries: every request finds the account through its live
         session, so an ended session ends its access tokens too."""
-        issued = int(self._clock())
-        payload = {
-            "sid": str(session_id),
-            "iat": issued,
-            "exp": issued + self.policy.access_token_seconds,
-        }
+        expires = int(self._clock()) + self.policy.access_token_seconds
         return TokenPair(
-            access_token=self._ring.seal(ACCESS, payload),
+            access_token=self._ring.seal(ACCESS, {"sid": str(session_id), "exp": expires}),
             expires_in=self.policy.access_token_seconds,
             refresh_token=refresh_token,
         )
