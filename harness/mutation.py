@@ -64,9 +64,10 @@ class PartResult:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", choices=[[], *BY_NAME], metavar="PART", help=", ".join(BY_NAME))
-    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--max-children", type=int, help="mutants tested at once (default: one a core)")
     parser.add_argument("--survivors", action="store_true",
-                        help="test again only the last run's survivors, with the tests as they are now")  # fmt: skip
+                        help="test again only the last run's survivors (and mutants of functions changed since), "
+                             "with the tests as they are now")  # fmt: skip
     arguments = parser.parse_args()
     chosen = [BY_NAME[name] for name in arguments.parts] or list(PARTS)
     explained = _listed(EQUIVALENT), _listed(NOT_MEASURABLE)
@@ -106,9 +107,14 @@ def _database() -> Iterator[str]:
 
 
 def _run(
-    part: Part, database_uri: str, max_children: int, explained: tuple[dict[str, str], dict[str, str]], again: bool
+    part: Part,
+    database_uri: str,
+    max_children: int | None,
+    explained: tuple[dict[str, str], dict[str, str]],
+    again: bool,
 ) -> tuple[PartResult, list[str]]:
     work = WORK / part.name
+    max_children = max_children or os.cpu_count() or 2
     survivors_before = _survivors(work / "mutants") if again and (work / "mutants").exists() else None
     _copy_tree(work, keep_mutants=survivors_before is not None)
     with (work / "pyproject.toml").open("a") as pyproject:
@@ -119,7 +125,7 @@ def _run(
         done = subprocess.run(
             [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(survivors_before or [])],
             cwd=work,
-            env=os.environ | {"TEST_DB_URI": database_uri},
+            env=os.environ | {"TEST_DB_URI": database_uri, "MUTATION_KILLERS": str(work / "killers")},
             stdout=output,
             stderr=subprocess.STDOUT,
             check=False,
@@ -163,6 +169,10 @@ def _copy_tree(work: Path, *, keep_mutants: bool) -> None:
             shutil.copy2(source, work / name)
 
 
+# The tests that have killed mutants first (harness/kill_first.py); a bound on each test's wall time (below).
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:random_order", "-p", "harness.kill_first", "--timeout=30"]
+
+
 def _mutmut_table(part: Part) -> str:
     def array(values: tuple[str, ...] | list[str]) -> str:
         return "[" + ", ".join(json.dumps(value) for value in values) + "]"
@@ -174,8 +184,8 @@ def _mutmut_table(part: Part) -> str:
         f"pytest_add_cli_args_test_selection = {array(part.tests)}\n"
         # mutmut bounds a mutant's CPU time, not its wall time: a mutant that leaves a test waiting (on a lock, an
         # event, a row) would hold its worker for pytest-timeout's 120 s; no test of ours takes 30.
-        f"pytest_add_cli_args = {array(['-p', 'no:cacheprovider', '-p', 'no:random_order', '--timeout=30'])}\n"
-        f"also_copy = {array(['migrations/', 'alembic.ini', 'load/', 'docs/'])}\n"
+        f"pytest_add_cli_args = {array(PYTEST_ARGS)}\n"
+        f"also_copy = {array(['migrations/', 'alembic.ini', 'load/', 'docs/', 'harness/'])}\n"
     )
 
 
@@ -187,7 +197,8 @@ def _exit_codes(mutants: Path) -> dict[str, int | None]:
 
 
 def _survivors(mutants: Path) -> list[str]:
-    return sorted(name for name, code in _exit_codes(mutants).items() if _status(code) == "survived")
+    """The last run's survivors, and the mutants never tested (those of a function changed since)."""
+    return sorted(name for name, code in _exit_codes(mutants).items() if code is None or _status(code) == "survived")
 
 
 def _status(code: int | None) -> str:
