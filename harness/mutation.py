@@ -64,7 +64,7 @@ class PartResult:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", choices=[[], *BY_NAME], metavar="PART", help=", ".join(BY_NAME))
-    parser.add_argument("--max-children", type=int, help="mutants tested at once (default: one a core)")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--survivors", action="store_true",
                         help="test again only the last run's survivors (and mutants of functions changed since), "
                              "with the tests as they are now")  # fmt: skip
@@ -109,12 +109,11 @@ def _database() -> Iterator[str]:
 def _run(
     part: Part,
     database_uri: str,
-    max_children: int | None,
+    max_children: int,
     explained: tuple[dict[str, str], dict[str, str]],
     again: bool,
 ) -> tuple[PartResult, list[str]]:
     work = WORK / part.name
-    max_children = max_children or os.cpu_count() or 2
     survivors_before = _survivors(work / "mutants") if again and (work / "mutants").exists() else None
     _copy_tree(work, keep_mutants=survivors_before is not None)
     with (work / "pyproject.toml").open("a") as pyproject:

@@ -42,8 +42,12 @@ async def failed_call(url: str, method: str, policy: ProviderPolicy) -> tuple[Pr
 ONCE = ProviderPolicy(max_attempts=1, read_timeout=0.2, deadline=5)
 
 
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, {"provider": "acme", **labels})
+
+
 def counted(registry: CollectorRegistry, outcome: str) -> float | None:
-    return registry.get_sample_value("provider_calls_total", {"provider": "acme", "outcome": outcome})
+    return sample(registry, "provider_calls_total", outcome=outcome)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +81,7 @@ async def test_a_429_at_the_last_attempt_is_rate_limited_with_its_retry_after(pr
     assert str(error) == "acme: rate limited"
     assert (error.attempts, error.retry_after) == (2, 7.0)
     assert counted(registry, "rate_limited") == 1
-    assert registry.get_sample_value("provider_attempts_total", {"provider": "acme", "result": "429"}) == 2
+    assert sample(registry, "provider_attempts_total", result="429") == 2
 
 
 @pytest.mark.parametrize(("method", "may_have_succeeded"), [("POST", True), ("GET", False)])
@@ -90,7 +94,7 @@ async def test_no_answer_in_time_says_whether_the_request_may_have_acted(
     assert str(error) == "acme: no answer in time"
     assert (error.attempts, error.may_have_succeeded) == (1, may_have_succeeded)
     assert counted(registry, "timeout") == 1
-    assert registry.get_sample_value("provider_attempts_total", {"provider": "acme", "result": "timeout"}) == 1
+    assert sample(registry, "provider_attempts_total", result="timeout") == 1
 
 
 async def test_a_connection_lost_after_a_post_was_sent_leaves_its_outcome_unknown(provider: Provider) -> None:
@@ -111,7 +115,7 @@ async def test_a_connection_lost_after_a_get_is_the_provider_unavailable(provide
     assert error.attempts == 1
     assert provider.received == ["GET", "GET"]  # aiohttp itself sends an idempotent request again, once
     assert counted(registry, "unavailable") == 1
-    assert registry.get_sample_value("provider_attempts_total", {"provider": "acme", "result": "transport_error"}) == 1
+    assert sample(registry, "provider_attempts_total", result="transport_error") == 1
 
 
 async def test_a_provider_that_cannot_be_reached_is_unavailable_after_each_attempt() -> None:
@@ -122,7 +126,7 @@ async def test_a_provider_that_cannot_be_reached_is_unavailable_after_each_attem
     assert str(error) == "acme: could not connect"
     assert error.attempts == 2
     assert counted(registry, "unavailable") == 1
-    assert registry.get_sample_value("provider_attempts_total", {"provider": "acme", "result": "connect_error"}) == 2
+    assert sample(registry, "provider_attempts_total", result="connect_error") == 2
 
 
 async def test_a_call_refused_by_the_open_breaker_is_counted_as_circuit_open_and_sends_nothing(
@@ -156,7 +160,7 @@ async def test_a_call_over_the_bulkhead_fails_fast_as_busy(provider: Provider) -
     assert str(refused.value) == "acme: too many calls in flight"
     assert refused.value.attempts == 0
     assert counted(registry, "busy") == 2
-    assert registry.get_sample_value("provider_bulkhead_rejections_total", {"provider": "acme"}) == 2
+    assert sample(registry, "provider_bulkhead_rejections_total") == 2
     assert provider.received == ["GET"]
 
 
@@ -171,7 +175,7 @@ async def test_a_call_that_would_wait_for_the_rate_past_its_deadline_fails_as_bu
     assert str(refused.value) == "acme: the outbound rate is spent until the deadline"
     assert refused.value.attempts == 0
     assert counted(registry, "busy") == 1
-    waited = registry.get_sample_value("provider_limiter_wait_seconds_sum", {"provider": "acme"}) or 0
+    waited = sample(registry, "provider_limiter_wait_seconds_sum") or 0
     assert 0.05 < waited < 1  # it waited, until the deadline and no longer
     assert provider.received == ["GET"]
 
@@ -190,7 +194,7 @@ async def test_an_answer_of_exactly_the_limit_is_read_and_one_byte_more_is_not(
     assert str(refused.value) == "acme: the answer is larger than 5000 bytes"
     assert (refused.value.attempts, refused.value.may_have_succeeded) == (1, True)  # a POST that was answered
     assert (counted(registry, "success"), counted(registry, "too_large")) == (1, 1)
-    assert registry.get_sample_value("provider_attempts_total", {"provider": "acme", "result": "too_large"}) == 1
+    assert sample(registry, "provider_attempts_total", result="too_large") == 1
 
 
 async def test_a_get_whose_answer_is_too_large_cannot_have_acted(provider: Provider) -> None:
@@ -205,10 +209,6 @@ class MaxJitter(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return b
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
-    return registry.get_sample_value(name, {"provider": "acme", **labels})
 
 
 @pytest.mark.requirement("NFR-2")
