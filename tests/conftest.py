@@ -30,6 +30,7 @@ from tests.support.database_choice import (
 from tests.support.postgres import (
     create_empty_database,
     drop_database,
+    kept_database,
     provision_database,
     repository_root,
     truncate_all,
@@ -85,7 +86,12 @@ def postgres_admin_uri(pytestconfig: pytest.Config) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def database_uri(postgres_admin_uri: str, worker_id: str) -> Iterator[str]:
-    """This worker's own database, at the newest migration."""
+    """This worker's own database, at the newest migration: cloned for the run, or one kept between runs when
+    TEST_DB_KEEP is set (the mutation harness sets it: see tests/support/postgres.py kept_database)."""
+    if os.environ.get("TEST_DB_KEEP"):
+        with kept_database(postgres_admin_uri) as uri:
+            yield uri
+        return
     name = f"pgtest_{worker_id}_{os.getpid()}"
     uri = asyncio.run(provision_database(postgres_admin_uri, name))
     yield uri
