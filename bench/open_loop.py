@@ -23,33 +23,52 @@ ANSWER_TIMEOUT = 30.0
 WARM_CONNECTIONS = 64
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class Connections:
-    """Idle keep-alive connections to one host, and new ones when none is idle."""
+    """Keep-alive connections to one host, at most MAX_CONNECTIONS: an idle one when there is one (the last given
+    back first), else a new one, else a wait for one, in arrival order (a client's pool: past it, arrivals queue
+    at the client, and their latency still counts from their scheduled time)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._host, self._port = host, port
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        # last in, first out: idle connections come back on top of the places still free to open one (None)
+        self._ready: asyncio.LifoQueue[Connection | None] = asyncio.LifoQueue()
+        for _ in range(MAX_CONNECTIONS):
+            self._ready.put_nowait(None)
         self.opened = 0
 
-    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._idle:
-            return self._idle.pop()
-        if self.opened >= MAX_CONNECTIONS:
-            raise ConnectionError("too many connections")
+    async def take(self) -> Connection:
+        if (connection := await self._ready.get()) is not None:
+            return connection
+        try:
+            opened = await asyncio.open_connection(self._host, self._port)
+        except BaseException:
+            self._ready.put_nowait(None)
+            raise
         self.opened += 1
-        return await asyncio.open_connection(self._host, self._port)
+        return opened
 
-    def give_back(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
-        self._idle.append(connection)
+    def give_back(self, connection: Connection) -> None:
+        self._ready.put_nowait(connection)
+
+    def lose(self, connection: Connection) -> None:
+        connection[1].close()
+        self._ready.put_nowait(None)
 
     def close(self) -> None:
-        for _, writer in self._idle:
-            writer.close()
+        while not self._ready.empty():
+            if (connection := self._ready.get_nowait()) is not None:
+                connection[1].close()
 
 
 async def exchange(connections: Connections, request: bytes) -> int:
     """One request on an idle or new connection; its status (the body read and dropped)."""
-    reader, writer = await connections.take()
+    try:
+        reader, writer = await connections.take()
+    except OSError:
+        return 0
     try:
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
@@ -62,10 +81,13 @@ async def exchange(connections: Connections, request: bytes) -> int:
         if length:
             await reader.readexactly(length)
     except (OSError, asyncio.IncompleteReadError, ValueError):
-        writer.close()
+        connections.lose((reader, writer))
         return 0
+    except asyncio.CancelledError:  # out of time: the connection is mid-exchange, of no use to the next request
+        connections.lose((reader, writer))
+        raise
     if b"connection: close" in head.lower():
-        writer.close()
+        connections.lose((reader, writer))
     else:
         connections.give_back((reader, writer))
     return status

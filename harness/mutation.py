@@ -170,12 +170,8 @@ def _copy_tree(work: Path, *, keep_mutants: bool) -> None:
             shutil.copy2(source, work / name)
 
 
-# The tests that have killed mutants first (harness/kill_first.py); the inherited heap left to the child
-# (harness/frozen_heap.py); a bound on each test's wall time (below).
-PYTEST_ARGS = [
-    *("-p", "no:cacheprovider", "-p", "no:random_order"),
-    *("-p", "harness.kill_first", "-p", "harness.frozen_heap", "--timeout=30"),
-]
+# The tests that have killed mutants first (harness/kill_first.py); a bound on each test's wall time (below).
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:random_order", "-p", "harness.kill_first", "--timeout=30"]
 
 
 def _mutmut_table(part: Part) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import structlog
 
-from app.src.utils.logs import configure_logging, get_logger, request_id_var
+from app.src.utils.logs import configure_logging, get_logger, module_logger, request_id_var
 
 pytestmark = pytest.mark.usefixtures("logs_back_to_stdout")  # each test points logging at a stream of its own
 
@@ -104,3 +105,15 @@ def test_a_closed_stream_gets_nothing_even_when_its_descriptor_is_reused(tmp_pat
         log.info("request", status=200)
     assert (tmp_path / "other.txt").read_text() == ""
     assert reused  # the hazard was real: the new file had the logger's old descriptor
+
+
+@pytest.mark.parametrize("kind", ["in memory", "a file"])
+def test_a_line_to_a_stream_closed_under_the_logger_is_lost_not_raised_into_its_caller(
+    kind: str, tmp_path: Path
+) -> None:
+    stream = io.StringIO() if kind == "in memory" else (tmp_path / "closed.jsonl").open("w")
+    configure_logging("INFO", "json", stream=stream)
+    stream.close()  # as pytest closes the capture a test's logging was pointed at, or a collector goes away
+    module_logger("outbox").error("outbox message dead-lettered", message_id=1)
+    get_logger("access").info("request", status=200)
+    logging.getLogger("uvicorn.error").error("a library's line")

@@ -55,8 +55,9 @@ def _stamp_and_render(logger: WrappedLogger, method_name: str, event: EventDict)
 
 def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
+    sink = _LineSink(stream)
     _Configured.sink, _Configured.level, _Configured.json = (
-        _LineSink(stream),
+        sink,
         logging.getLevelNamesMapping()[level],
         log_format == "json",
     )
@@ -69,7 +70,7 @@ def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None =
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        logger_factory=lambda *_: _SinkLogger(sink),
         cache_logger_on_first_use=False,
     )
     renderer: Processor = (
@@ -133,6 +134,8 @@ class _LineSink:
     def write(self, line: bytes) -> None:
         if self._fd is None:
             with _WRITING:
+                if self._stream.closed:
+                    return
                 self._stream.write(line.decode())
                 self._stream.flush()
             return
@@ -144,6 +147,19 @@ class _LineSink:
                 written += os.write(self._fd, line[written:])
         except OSError:
             return  # the reader is gone or not keeping up (a non-blocking pipe): lose the line, not the request
+
+
+class _SinkLogger:
+    """structlog's logger: its rendered lines go through the sink, which loses a line rather than fail the caller
+    (structlog's own WriteLogger raised into a dispatcher's round when the stream had been closed under it)."""
+
+    def __init__(self, sink: _LineSink) -> None:
+        self._sink = sink
+
+    def msg(self, message: str) -> None:
+        self._sink.write(message.encode() + b"\n")
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 
 
 class _Configured:
