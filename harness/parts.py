@@ -115,6 +115,7 @@ PARTS = (
             "tests/integration/test_billing.py",
             "tests/integration/test_billing_invariants.py",
             "tests/integration/test_outbox_bound.py",
+            "tests/integration/test_outbox_table.py",
             "tests/chaos/test_billing_faults.py",
             "tests/chaos/test_outbox_dispatch.py",
             "tests/integration/test_auth_service.py",  # the outbox's count of recent messages is the auth's limit
