@@ -28,7 +28,9 @@ def message(number: int, *, kind: str = "test", about: str | None = None) -> Mes
 @pytest.fixture
 async def sql(clean_database: Database, database_uri: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain connection to the same database, to set the scene and read rows as they are."""
-    connection = await asyncpg.connect(make_url(database_uri).render_as_string(hide_password=False))
+    connection = await asyncpg.connect(
+        make_url(database_uri).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     yield connection
     await connection.close()
 
@@ -112,7 +114,7 @@ async def test_a_claim_leases_the_due_messages_oldest_first_up_to_its_limit(
             f"m-{number}", float(seconds_ago),
         )  # fmt: skip
     await sql.execute("UPDATE outbox SET next_attempt_at = now() + interval '1 hour' WHERE idempotency_key = 'm-3'")
-    claimed = await claim(clean_database, limit=2, lease_seconds=600)
+    claimed = sorted(await claim(clean_database, limit=2, lease_seconds=600), key=lambda each: each.idempotency_key)
     assert [(each.kind, each.payload, each.idempotency_key, each.attempts) for each in claimed] == [
         ("test", {"n": 1}, "m-1", 1),
         ("test", {"n": 2}, "m-2", 1),

@@ -92,7 +92,11 @@ class OutboxRepository:
         return int((await self.session.execute(statement)).scalar_one())
 
     async def claim(self, limit: int, lease_seconds: float) -> list[Claimed]:
-        """Up to `limit` messages due (or whose lease ran out: their dispatcher died), leased to this caller."""
+        """Up to `limit` messages due (or whose lease ran out: their dispatcher died), leased to this caller.
+
+        The due rows are picked and locked once, in a materialized CTE, and then updated: as `id IN (subquery)`,
+        the planner may run the subquery again for each row it joins, each run picking its own `limit` (a claim
+        of 2 took 4 in a run of the tests)."""
         due = (
             sa.select(outbox.c.id)
             .where(
@@ -104,10 +108,12 @@ class OutboxRepository:
             .order_by(outbox.c.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due")
+            .prefix_with("MATERIALIZED")  # never folded back into the UPDATE
         )
         statement = (
             sa.update(outbox)
-            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .where(outbox.c.id == due.c.id)
             .values(status="sending", attempts=outbox.c.attempts + 1,
                     lease_until=sa.func.now() + _seconds(lease_seconds))
             .returning(outbox.c.id, outbox.c.kind, outbox.c.payload, outbox.c.idempotency_key, outbox.c.attempts)
