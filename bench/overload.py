@@ -27,6 +27,7 @@ import psutil
 from app.dev.embedded_postgres import embedded_postgres
 from app.runtime.migrations import upgrade
 from app.settings import new_token_key
+from bench.open_loop import ANSWER_TIMEOUT
 from bench.read import ACCOUNT, _post
 from bench.sessions import bearer_script
 from bench.wrk import LOAD_CORE, ROOT, free_port, pinned_server, wrk
@@ -54,6 +55,8 @@ class Offered:
     failed: int
     lag_ms: float
     interval_p99s: list[float]
+    interval_unanswered: list[float]  # the share of each interval's requests never answered
+    load_core_busy: float  # the share of the run the generator's core (with PostgreSQL) was busy
 
 
 def _p99(values: list[float]) -> float:
@@ -67,22 +70,29 @@ def offer(url: str, token: str, rate: float, seconds: float, multiple: float) ->
         "taskset", "-c", LOAD_CORE, sys.executable, "-m", "bench.open_loop", url, "--rate", f"{rate:.1f}",
         "--seconds", str(seconds), "--header", f"Authorization: Bearer {token}", "--header", "X-Client-Id: bench",
     ]  # fmt: skip
+    before = psutil.cpu_times(percpu=True)[int(LOAD_CORE)]
     done = subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    after = psutil.cpu_times(percpu=True)[int(LOAD_CORE)]
     result = json.loads(done.stdout)
     samples = result["samples"]
     accepted = [ms for _, status, ms in samples if status == 200]
     useful = sum(1 for ms in accepted if ms <= USEFUL_MS)
     shed = [ms for _, status, ms in samples if status == 503]
-    intervals: dict[int, list[float]] = {}
+    intervals: dict[int, list[tuple[int, float]]] = {}
     # A request never answered counts with the time it waited: left out, it would flatter the late intervals,
     # where most requests of an overloaded server without a limit never get an answer.
     for at, status, ms in samples:
         if status != 503:
-            intervals.setdefault(int(at // INTERVAL_SECONDS), []).append(ms)
+            intervals.setdefault(int(at // INTERVAL_SECONDS), []).append((status, ms))
+    each = [values for _, values in sorted(intervals.items())]
+    idle = after.idle - before.idle
+    total = sum(after) - sum(before)
     return Offered(
         multiple, rate, useful / seconds, _p99(accepted), _p99(shed) if shed else None,
         len(shed) / len(samples), sum(1 for _, status, _ in samples if status not in (200, 503)),
-        result["lag_ms"], [_p99(values) for _, values in sorted(intervals.items())],
+        result["lag_ms"], [_p99([ms for _, ms in values]) for values in each],
+        [sum(1 for status, _ in values if status == 0) / len(values) for values in each],
+        1 - idle / total if total else 0.0,
     )  # fmt: skip
 
 
@@ -208,8 +218,8 @@ def _sweep(
         f"{idle_p99:.2f} ms, 3x: {3 * idle_p99:.1f} ms), {seconds:g} s each, {arguments.rounds} rounds in turns; "
         "medians:",
         "",
-        "| limit | goodput / capacity | accepted p99 ms | shed p99 ms | shed |",
-        "|---|---|---|---|---|",
+        "| limit | goodput / capacity | accepted p99 ms | shed p99 ms | shed | load core busy |",
+        "|---|---|---|---|---|---|",
     ]
     for name, offered in runs.items():
         shed = [run.shed_p99 for run in offered if run.shed_p99 is not None]
@@ -217,7 +227,8 @@ def _sweep(
             f"| {name} | {statistics.median(run.goodput for run in offered) / capacity:.2f} "
             f"| {statistics.median(run.accepted_p99 for run in offered):.1f} "
             f"| {statistics.median(shed) if shed else float('nan'):.1f} "
-            f"| {statistics.median(run.shed_share for run in offered):.0%} |"
+            f"| {statistics.median(run.shed_share for run in offered):.0%} "
+            f"| {statistics.median(run.load_core_busy for run in offered):.0%} |"
         )
     print("\n".join(lines))
 
@@ -230,8 +241,8 @@ def _report(capacity: float, idle_p99: float, results: dict[str, list[Offered]],
         f"{seconds:g} s, open loop.",
         "",
         "| offered | shedding | goodput req/s | goodput / capacity | accepted p99 ms | shed p99 ms | shed | no answer "
-        "| generator lag ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| generator lag ms | load core busy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for multiple_index, multiple in enumerate(MULTIPLES):
         for mode in ("on", "off"):
@@ -239,14 +250,17 @@ def _report(capacity: float, idle_p99: float, results: dict[str, list[Offered]],
             shed = "-" if run.shed_p99 is None else f"{run.shed_p99:.1f}"
             lines.append(
                 f"| {multiple:g}x ({run.rate:,.0f}/s) | {mode} | {run.goodput:,.0f} | {run.goodput / capacity:.2f} "
-                f"| {run.accepted_p99:.1f} | {shed} | {run.shed_share:.0%} | {run.failed} | {run.lag_ms:.1f} |"
+                f"| {run.accepted_p99:.1f} | {shed} | {run.shed_share:.0%} | {run.failed} | {run.lag_ms:.1f} "
+                f"| {run.load_core_busy:.0%} |"
             )
     for mode in ("on", "off"):
         at_twice = results[mode][-1]
         each = ", ".join(f"{value:.0f}" for value in at_twice.interval_p99s)
+        unanswered = ", ".join(f"{share:.0%}" for share in at_twice.interval_unanswered)
         lines.append(
             f"\nAt 2x, shedding {mode}: p99 of the requests not shed (answered, or the time one never answered "
-            f"waited), by {INTERVAL_SECONDS}-second interval of arrival (ms): {each}"
+            f"waited), by {INTERVAL_SECONDS}-second interval of arrival (ms): {each}; never answered (within "
+            f"{ANSWER_TIMEOUT:.0f} s): {unanswered}"
         )
     twice = results["on"][-1]
     lines += [

@@ -186,6 +186,9 @@ def _mutmut_table(part: Part) -> str:
         # mutmut bounds a mutant's CPU time, not its wall time: a mutant that leaves a test waiting (on a lock, an
         # event, a row) would hold its worker for pytest-timeout's 120 s; no test of ours takes 30.
         f"pytest_add_cli_args = {array(PYTEST_ARGS)}\n"
+        # mutmut's own bound on a child's wall time, (the time its tests took in the first run + 10 s) x 3: its
+        # default, x 15, let one child hung in a test's teardown hold its core for minutes
+        "timeout_multiplier = 3.0\ntimeout_constant = 10.0\n"
         f"also_copy = {array(['migrations/', 'alembic.ini', 'load/', 'docs/', 'harness/'])}\n"
     )
 

@@ -117,7 +117,7 @@ async def test_a_database_that_is_down_is_a_503_for_sign_in_and_back_without_a_r
     with private_postgres(tmp_path / "pg") as postgres:
         await upgrade(postgres.uri)
         configured = auth_settings(settings, db_uri=SecretStr(postgres.uri), db_connect_timeout=1.0)
-        async for client in serve(create_app(configured)):
+        async with serve(create_app(configured)) as client:
             user = User(client, "down@example.org")
             await user.register()
             await asyncio.to_thread(postgres.stop)

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,9 @@ def auth_settings(settings: Settings, **overrides: Any) -> Settings:
     return settings.model_copy(update=values)
 
 
+@asynccontextmanager
 async def serve(app: Quart) -> AsyncIterator[HttpClient]:
+    """The app started (and stopped when the block ends, however it ends), and a client of it."""
     async with app.test_app() as serving:
         yield serving.test_client()
 

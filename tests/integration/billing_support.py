@@ -82,12 +82,12 @@ async def billing(settings: Settings, database_uri: str, **overrides: Any) -> As
     """The service on a payments simulator of its own, and a signed-in user (ada)."""
     await truncate_all(database_uri)
     with BackgroundSimulator(build("payments", {"seed": 7, "rules": []})) as simulator:
-        async with SimulatorClient(simulator.url) as sim:
-            async for client in serve(create_app(billing_settings(settings, simulator.url, **overrides))):
-                user = User(client, "ada@example.org")
-                assert (await user.register()).status_code == 202
-                token = (await user.tokens())["access_token"]
-                yield Billing(client, sim, database_uri, user, token)
+        app = create_app(billing_settings(settings, simulator.url, **overrides))
+        async with SimulatorClient(simulator.url) as sim, serve(app) as client:
+            user = User(client, "ada@example.org")
+            assert (await user.register()).status_code == 202
+            token = (await user.tokens())["access_token"]
+            yield Billing(client, sim, database_uri, user, token)
     await truncate_all(database_uri)
 
 

@@ -15,6 +15,6 @@ from tests.support.postgres import truncate_all
 @pytest.fixture
 async def auth_app(settings: Settings, database_uri: str) -> AsyncIterator[HttpClient]:
     """The service with a known token key ring (so tests can seal tokens of their own)."""
-    async for client in serve(create_app(auth_settings(settings))):
+    async with serve(create_app(auth_settings(settings))) as client:
         yield client
     await truncate_all(database_uri)

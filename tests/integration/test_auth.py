@@ -135,15 +135,15 @@ async def test_an_expired_token_is_refused(ada: User) -> None:
 async def test_a_token_from_an_older_key_still_listed_works_and_from_a_removed_key_does_not(
     settings: Settings,
 ) -> None:
-    async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(OLD_KEY)))):
+    async with serve(create_app(auth_settings(settings, token_keys=key_ring_setting(OLD_KEY)))) as client:
         user = User(client, f"rotate-{uuid.uuid4().hex[:8]}@example.org")
         old_token = (await signed_in(user))["access_token"]
         assert old_token.startswith("v1.k1.")
-    async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY, OLD_KEY)))):
+    async with serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY, OLD_KEY)))) as client:
         user.client = client
         assert (await user.get("/api/auth/me", old_token)).status_code == 200
         assert (await user.tokens())["access_token"].startswith("v1.k2.")
-    async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY)))):
+    async with serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY)))) as client:
         user.client = client
         assert (await user.get("/api/auth/me", old_token)).status_code == 401
 

@@ -109,7 +109,7 @@ async def test_disabling_totp_needs_a_current_code(ada: User) -> None:
 
 
 async def test_totp_attempts_are_rate_limited(settings: Settings) -> None:
-    async for client in serve(create_app(auth_settings(settings, login_failures_per_burst=3))):
+    async with serve(create_app(auth_settings(settings, login_failures_per_burst=3))) as client:
         user = User(client, f"totp-{uuid.uuid4().hex[:8]}@example.org")
         _, secret, _ = await with_totp(user)
         statuses = []
@@ -125,7 +125,7 @@ async def test_lockout_after_the_burst_limit_for_real_and_unknown_addresses_alik
     settings: Settings,
 ) -> None:
     configured = auth_settings(settings, login_failures_per_burst=3, login_burst_seconds=2)
-    async for client in serve(create_app(configured)):
+    async with serve(create_app(configured)) as client:
         ada = User(client, f"lock-{uuid.uuid4().hex[:8]}@example.org")
         ghost = User(client, "ghost-" + ada.email)
         await ada.register()
@@ -141,7 +141,7 @@ async def test_lockout_after_the_burst_limit_for_real_and_unknown_addresses_alik
 
 async def test_the_hourly_limit_locks_too(settings: Settings) -> None:
     configured = auth_settings(settings, login_failures_per_hour=4, login_failures_per_burst=100)
-    async for client in serve(create_app(configured)):
+    async with serve(create_app(configured)) as client:
         ada = User(client, f"hourly-{uuid.uuid4().hex[:8]}@example.org")
         await ada.register()
         for _ in range(4):
@@ -155,7 +155,7 @@ async def test_a_sign_in_from_a_new_client_writes_one_alert_and_never_calls_the_
     settings: Settings, simulator_urls: dict[str, str], notify_sim: SimulatorClient
 ) -> None:
     notify = {"notify_url": simulator_urls["notify"], "notify_api_key": SecretStr(API_KEY)}
-    async for client in serve(create_app(auth_settings(settings, **notify))):
+    async with serve(create_app(auth_settings(settings, **notify))) as client:
         ada = User(client, f"alert-{uuid.uuid4().hex[:8]}@example.org")
         await ada.register()
         journal_before = await notify_sim.journal_count()
@@ -182,7 +182,7 @@ async def test_no_password_token_code_or_secret_reaches_a_log_line(
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stdout", stream)
     secrets_seen: list[str] = [PASSWORD, "wrong passphrase!"]
-    async for client in serve(create_app(auth_settings(settings, log_level="DEBUG"))):
+    async with serve(create_app(auth_settings(settings, log_level="DEBUG"))) as client:
         ada = User(client, f"logs-{uuid.uuid4().hex[:8]}@example.org")
         await ada.login("wrong passphrase!")
         tokens, secret, codes = await with_totp(ada)
@@ -206,10 +206,10 @@ async def test_no_password_token_code_or_secret_reaches_a_log_line(
 async def test_a_totp_secret_sealed_with_a_removed_key_refuses_codes_but_not_recovery_codes(
     settings: Settings,
 ) -> None:
-    async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(OLD_KEY)))):
+    async with serve(create_app(auth_settings(settings, token_keys=key_ring_setting(OLD_KEY)))) as client:
         user = User(client, f"rotated-{uuid.uuid4().hex[:8]}@example.org")
         _, secret, codes = await with_totp(user)
-    async for client in serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY)))):
+    async with serve(create_app(auth_settings(settings, token_keys=key_ring_setting(NEW_KEY)))) as client:
         user.client = client
         answer = {"challenge": await challenge_of(user), "code": code_at(secret, step_now() + 1)}
         with structlog.testing.capture_logs() as logs:

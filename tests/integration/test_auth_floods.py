@@ -27,7 +27,7 @@ async def sign_in(client: HttpClient, address: str, forwarded_for: str | None = 
 @pytest.mark.requirement("NFR-4")
 async def test_sign_ins_from_one_address_are_limited_whatever_client_id_they_claim(settings: Settings) -> None:
     configured = auth_settings(settings, address_rate=0.01, address_burst=3)
-    async for client in serve(create_app(configured)):
+    async with serve(create_app(configured)) as client:
         statuses = [(await sign_in(client, "198.51.100.7")).status_code for _ in range(3)]
         assert statuses == [401, 401, 401]
         refused = await sign_in(client, "198.51.100.7")
@@ -40,7 +40,7 @@ async def test_sign_ins_from_one_address_are_limited_whatever_client_id_they_cla
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_limited(settings: Settings) -> None:
     configured = auth_settings(settings, address_rate=0.01, address_burst=1, trusted_proxies=("10.0.0.0/8",))
-    async for client in serve(create_app(configured)):
+    async with serve(create_app(configured)) as client:
         assert (await sign_in(client, "10.0.0.2", "203.0.113.9, 10.0.0.1")).status_code == 401
         assert (await sign_in(client, "10.0.0.2", "203.0.113.9, 10.0.0.1")).status_code == 429
         assert (await sign_in(client, "10.0.0.3", "203.0.113.10")).status_code == 401
@@ -51,7 +51,7 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_limited(s
 
 async def test_more_sign_ins_than_the_hashing_queue_holds_are_refused_at_once_with_503(settings: Settings) -> None:
     configured = auth_settings(settings, password_hash_concurrency=1, password_hash_queue=1)
-    async for client in serve(create_app(configured)):
+    async with serve(create_app(configured)) as client:
         bodies = [{"email": f"flood-{index}@example.org", "password": PASSWORD} for index in range(10)]
         answers = await asyncio.gather(
             *(client.post("/api/auth/login", json=body, headers={"X-Client-Id": "web"}) for body in bodies)

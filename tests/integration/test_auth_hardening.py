@@ -47,7 +47,7 @@ async def strict(settings: Settings) -> Any:
     """The service with a burst limit of 3 failures, and room for every request of a burst at once: this is about
     the attempts, not the concurrency limit (which could shed some of a dozen sign-ins queued on one account)."""
     limits = {"login_failures_per_burst": 3, "inbound_concurrency": 64, "inbound_busy_target": None}
-    async for client in serve(create_app(auth_settings(settings, **limits))):
+    async with serve(create_app(auth_settings(settings, **limits))) as client:
         yield client
 
 

@@ -41,7 +41,7 @@ def catalog_settings(settings: Settings, url: str, **changes: Any) -> Settings:
 @pytest.fixture
 async def client(settings: Settings, catalog_url: str, database_uri: str) -> AsyncIterator[HttpClient]:
     await truncate_all(database_uri)
-    async for client in serve(create_app(catalog_settings(settings, catalog_url))):
+    async with serve(create_app(catalog_settings(settings, catalog_url))) as client:
         yield client
     await truncate_all(database_uri)
 
@@ -99,7 +99,7 @@ async def test_changes_made_on_the_simulators_clock_arrive_with_the_next_sync(
         await truncate_all(database_uri)
         async with SimulatorClient(url) as sim:
             await sim.freeze_clock()
-            async for client in serve(create_app(catalog_settings(settings, url))):
+            async with serve(create_app(catalog_settings(settings, url))) as client:
                 await sync_and_see(client)
                 before = await feed_truth(url)
                 await sim.advance_clock(180)  # three ticks of five changes
@@ -191,7 +191,7 @@ async def test_a_listing_paged_across_a_sync_shows_its_starting_version_then_410
     assert versions == {first_version}
     assert page["items"] + rest == whole_first  # nothing skipped, repeated or changed
 
-    async for other_process in serve(create_app(catalog_settings(settings, catalog_url))):
+    async with serve(create_app(catalog_settings(settings, catalog_url))) as other_process:
         from_the_database, versions = await list_all(other_process, limit=10, cursor=cursor)
         assert versions == {first_version}
         assert from_the_database == rest

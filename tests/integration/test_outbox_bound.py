@@ -43,7 +43,7 @@ async def test_a_registration_past_the_outbox_bound_is_refused_and_leaves_no_tra
     settings: Settings, database_uri: str
 ) -> None:
     await truncate_all(database_uri)
-    async for client in serve(create_app(auth_settings(settings, outbox_max_pending=3))):
+    async with serve(create_app(auth_settings(settings, outbox_max_pending=3))) as client:
         await fill_outbox(database_uri, 3)
         email = f"refused-{uuid.uuid4().hex[:8]}@example.org"
         response = await User(client, email).register()
@@ -61,7 +61,7 @@ async def test_a_login_alert_past_the_bound_is_not_added_but_counted_and_the_sig
 ) -> None:
     await truncate_all(database_uri)
     app = create_app(auth_settings(settings, outbox_max_pending=2))
-    async for client in serve(app):
+    async with serve(app) as client:
         user = User(client, f"alerted-{uuid.uuid4().hex[:8]}@example.org")
         await user.register()  # its confirmation link is one message
         await fill_outbox(database_uri, 1)
