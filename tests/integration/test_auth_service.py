@@ -6,6 +6,8 @@ it as a job or script would and read the kind of each refusal, never a status co
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -24,6 +26,7 @@ from app.src.api.common.errors import (
 )
 from app.src.database.auth_repository import AuthRepository
 from app.src.encryption.totp import STEP_SECONDS, code_at
+from app.src.utils.logs import configure_logging
 from tests.integration.auth_service_support import EMAIL, Auth, messages
 from tests.integration.auth_support import PASSWORD
 
@@ -160,6 +163,29 @@ async def test_a_sign_in_from_a_new_client_sends_one_alert_a_few_an_hour_at_most
     assert [alert["to"] for alert in alerts] == [EMAIL, EMAIL]
     assert ["(phone)" in alerts[0]["body"], "(laptop)" in alerts[1]["body"]] == [True, True]  # not the tablet's
     assert all("Ada" not in alert["body"] for alert in alerts)  # nothing the account holder typed
+
+
+@pytest.mark.usefixtures("logs_back_to_stdout")
+async def test_an_alert_held_back_by_the_hourly_limit_is_logged_and_the_limit_lasts_an_hour(
+    auth: Callable[..., Auth],
+) -> None:
+    lines = io.StringIO()
+    configure_logging("INFO", "json", stream=lines)
+    ada = await registered(auth(login_alerts_per_hour=1))
+    await ada.tokens("phone")
+    await ada.tokens("laptop")  # over the limit: logged, not sent
+    assert len(await messages(ada.database, "login_alert")) == 1
+    [held] = [line for line in map(json.loads, lines.getvalue().splitlines()) if line["event"].startswith("login")]
+    assert (held["event"], held["logger"], held["level"]) == (
+        "login alert not sent: the hourly limit is reached",
+        "auth",
+        "info",
+    )
+    assert isinstance(held["user_id"], int)
+    async with ada.database.engine.begin() as connection:  # the alert was sent just over an hour ago
+        await connection.execute(sa.text("UPDATE outbox SET created_at = now() - interval '61 minutes'"))
+    await ada.tokens("tablet")
+    assert len(await messages(ada.database, "login_alert")) == 2
 
 
 async def test_an_address_is_confirmed_once_by_its_newest_link_before_it_expires(auth: Callable[..., Auth]) -> None:

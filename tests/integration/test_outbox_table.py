@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import make_url
 
 from app.database import Database
@@ -238,3 +239,28 @@ async def test_recent_counts_one_account_s_messages_of_one_kind_within_the_windo
         assert await outbox.recent("user:7", "alert", dt.timedelta(hours=3)) == 2
         assert await outbox.recent("user:7", "link", dt.timedelta(hours=1)) == 1
         assert await outbox.recent("user:9", "alert", dt.timedelta(hours=1)) == 0
+
+
+async def test_a_message_is_due_from_the_instant_it_is_added(clean_database: Database) -> None:
+    async with repository(clean_database) as outbox:  # one transaction: now() is the same instant throughout
+        await outbox.add(message(1))
+        [claimed] = await outbox.claim(10, 600)
+    assert claimed.idempotency_key == "m-1"
+
+
+async def test_a_lease_holds_to_its_last_instant(clean_database: Database) -> None:
+    await add(clean_database, message(1))
+    await claim(clean_database)
+    async with repository(clean_database) as outbox:
+        await outbox.session.execute(sa.text("UPDATE outbox SET lease_until = now()"))
+        assert await outbox.claim(10, 600) == []  # ends now: not yet over
+        await outbox.session.execute(sa.text("UPDATE outbox SET lease_until = now() - interval '1 microsecond'"))
+        assert len(await outbox.claim(10, 600)) == 1
+
+
+async def test_recent_leaves_out_a_message_exactly_as_old_as_the_window(clean_database: Database) -> None:
+    await add(clean_database, message(1, kind="alert", about="user:7"))
+    async with repository(clean_database) as outbox:
+        await outbox.session.execute(sa.text("UPDATE outbox SET created_at = now() - interval '1 hour'"))
+        assert await outbox.recent("user:7", "alert", dt.timedelta(hours=1)) == 0
+        assert await outbox.recent("user:7", "alert", dt.timedelta(hours=1, microseconds=1)) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,25 @@ def test_recovery_codes_are_ten_distinct_readable_codes() -> None:
     codes = new_recovery_codes()
     assert len(set(codes)) == 10
     assert all(re.fullmatch(r"[2-9a-z]{4}-[2-9a-z]{4}-[2-9a-z]{4}", code) for code in codes)
+
+
+def test_a_hash_made_with_other_parameters_verifies_with_its_own() -> None:
+    four_lanes = Argon2Parameters(memory_kib=1024, iterations=1, lanes=4)
+    encoded = hash_password("s3cret-enough", four_lanes)
+    assert "$m=1024,t=1,p=4$" in encoded
+    assert verify_password("s3cret-enough", encoded)  # read back with p=4, not the default of 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda encoded: encoded.replace("$argon2id$", "$argon2i$"),  # another Argon2, same version
+        lambda encoded: encoded.replace("$v=19$", "$v=16$"),
+        lambda encoded: encoded.replace(",p=1$", "$"),
+        lambda encoded: encoded[:-3] + "!!!!" + encoded[-3:],  # characters outside base64: refused, not skipped over
+    ],
+)
+def test_a_string_that_is_not_an_argon2id_phc_string_is_refused_with_words_that_say_so(change: Any) -> None:
+    encoded = change(hash_password("s3cret-enough", FAST))
+    with pytest.raises(ValueError, match=r"^not an Argon2id PHC string$"):
+        verify_password("s3cret-enough", encoded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -64,3 +65,50 @@ def test_a_token_from_a_removed_key_is_refused() -> None:
 def test_garbage_is_refused_as_an_invalid_token(garbage: str) -> None:
     with pytest.raises(InvalidTokenError):
         TokenKeyRing([NEW]).open("access", garbage)
+
+
+def test_a_ring_without_keys_is_refused_with_words_that_say_so() -> None:
+    with pytest.raises(ValueError, match=r"^a key ring needs at least one key$"):
+        TokenKeyRing([])
+
+
+@pytest.mark.parametrize("size", range(0, 6))
+def test_a_token_carries_no_base64_padding_whatever_its_length(size: int) -> None:
+    ring = TokenKeyRing([NEW])
+    token = ring.seal("access", {"p": "x" * size})  # each length mod 3 of the sealed bytes, padded or not
+    assert "=" not in token
+    assert ring.open("access", token) == {"p": "x" * size}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda token: "v2" + token[2:],  # another version
+        lambda token: token.replace(".k2.", ".k9.", 1),  # a key this ring does not hold
+        lambda token: token.rsplit(".", 1)[0] + ".",  # nothing sealed
+    ],
+)
+def test_a_token_not_of_this_service_says_so(change: Any) -> None:
+    ring = TokenKeyRing([NEW])
+    with pytest.raises(InvalidTokenError, match=r"^not a token of this service$"):
+        ring.open("access", change(ring.seal("access", PAYLOAD)))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda token: token[:-3] + "!!!!" + token[-3:],  # characters outside base64url: refused, not skipped over
+        lambda token: token + ".more",  # a dot in the sealed part
+        lambda token: token[:-2],  # cut short
+    ],
+)
+def test_a_token_of_this_service_that_does_not_open_says_so(change: Any) -> None:
+    ring = TokenKeyRing([NEW])
+    with pytest.raises(InvalidTokenError, match=r"^the token does not open$"):
+        ring.open("access", change(ring.seal("access", PAYLOAD)))
+
+
+def test_a_sealed_payload_that_is_not_an_object_does_not_open() -> None:
+    ring = TokenKeyRing([NEW])
+    with pytest.raises(InvalidTokenError, match=r"^the token does not open$"):
+        ring.open("access", ring.seal("access", [1, 2]))  # type: ignore[arg-type]
