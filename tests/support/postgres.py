@@ -63,7 +63,7 @@ async def provision_database(admin_uri: str, name: str) -> str:
 @contextmanager
 def kept_database(admin_uri: str) -> Iterator[str]:
     """A database that outlives the run, for runs too short to clone one each (the mutation harness's forked
-    children: hundreds of one-test sessions, where a clone took 0.4 s and emptying a kept one takes 0.1 s).
+    children: hundreds of one-mutant sessions, where a clone took 0.4 s and emptying a kept one takes 0.01 s).
 
     Each is a slot held for the run by a lock on a file, so runs side by side never share one; the first run in a
     slot clones it from the template, later runs empty it, whatever the last one left. A new migration names new
