@@ -52,6 +52,7 @@ def pinned_server(
     environment: dict[str, str] | None = None,
     ready_status: int = 200,
     core: str = SERVER_CORE,
+    graceful: bool = True,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python <command>` on `core` until the block ends; it is up once `ready_url` answers `ready_status`."""
     process = subprocess.Popen(
@@ -77,7 +78,10 @@ def pinned_server(
                 time.sleep(0.2)
         yield process
     finally:
-        process.terminate()
+        if graceful:
+            process.terminate()
+        else:
+            process.kill()
         process.wait(timeout=30)
 
 

@@ -57,7 +57,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(_begin_reads)
     app.teardown_request(_end_reads)
     app.before_request(RequestGuards(_address_limiter(settings, inbound)).check)
-    slots = LifoSlots(settings.inbound_concurrency, standing_wait=settings.inbound_standing_wait)
+    # A limit that follows the loop starts at its floor and grows as it is used (app/src/resilience/busy_limit.py).
+    following = settings.inbound_busy_target is not None
+    start = settings.inbound_concurrency_floor if following else settings.inbound_concurrency
+    slots = LifoSlots(start, standing_wait=settings.inbound_standing_wait)
     busy_limit = _busy_limit(settings, slots, registry)
     app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound, slots)  # type: ignore[method-assign]
     # The edge (python -m app serve) refuses early with the same slots, counter and exemptions.

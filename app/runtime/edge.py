@@ -66,14 +66,16 @@ def _answer(
 
 @dataclass(frozen=True)
 class EdgeShedding:
-    """Refuse at the edge while the app's slots have `queue` waiters or more (a route `exempt` never is)."""
+    """Refuse at the edge while no slot is free and the app's slots have `queue` waiters or more (a route `exempt`
+    never is)."""
 
     inbound: Inbound
     queue: int
     retry_after: int
 
     def refuses(self, url: bytes) -> bool:
-        if self.inbound.slots.waiting < self.queue:
+        slots = self.inbound.slots
+        if slots.waiting < self.queue or slots.in_use < slots.limit:  # a queue of 0: refused only with no slot free
             return False
         path = url.partition(b"?")[0].decode("latin-1")
         return not self.inbound.exempt(path)

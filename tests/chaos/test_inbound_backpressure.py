@@ -148,8 +148,9 @@ async def concurrency_limit(client: HttpClient) -> float:
 
 
 @asynccontextmanager
-async def hogging(settings: Settings, **update: Any) -> AsyncIterator[HttpClient]:
-    """The service (a limit of 16) with a route that computes for 30 ms on the event loop."""
+async def hogging(settings: Settings, gate: asyncio.Event | None = None, **update: Any) -> AsyncIterator[HttpClient]:
+    """The service (a ceiling of 16) with a route that computes for 30 ms on the event loop, and one that holds its
+    request until `gate` opens."""
     hog = Blueprint("hog", __name__)
 
     @hog.get("/work")
@@ -157,27 +158,50 @@ async def hogging(settings: Settings, **update: Any) -> AsyncIterator[HttpClient
     async def work() -> dict[str, str]:
         return {"done": str(compute_for(0.03))}
 
+    @hog.get("/held")
+    @public
+    async def held() -> dict[str, str]:
+        assert gate is not None
+        await gate.wait()
+        return {"done": "yes"}
+
     app = create_app(settings.model_copy(update={"inbound_concurrency": 16, "client_rate": None} | update))
     app.register_blueprint(hog, url_prefix="/api/hog")
     async with app.test_app() as serving:
         yield serving.test_client()
 
 
+async def limit_reaches(client: HttpClient, limit: int) -> None:
+    deadline = time.monotonic() + 10
+    while await concurrency_limit(client) != limit:
+        assert time.monotonic() < deadline, f"the limit never reached {limit}"
+        await asyncio.sleep(0.05)  # a scrape costs the loop a few milliseconds: between them, it is idle
+
+
 @pytest.mark.requirement("NFR-4")
 async def test_the_concurrency_limit_shrinks_to_its_floor_while_the_loop_is_busy_and_comes_back_when_it_is_not(
     settings: Settings,
 ) -> None:
-    async with hogging(settings, inbound_min_concurrency=4, inbound_busy_target=0.3) as client:
-        assert await concurrency_limit(client) == 16
+    gate = asyncio.Event()
+    update = {"inbound_min_concurrency": 4, "inbound_busy_target": 0.3, "inbound_max_wait": 10.0}
+    async with hogging(settings, gate, **update) as client:
+        assert await concurrency_limit(client) == 4  # it starts at its floor
+        await asyncio.sleep(0.3)
+        assert await concurrency_limit(client) == 4  # and an idle service has no reason to raise it
+        held = [asyncio.create_task(client.get("/api/hog/held", headers={"X-Client-Id": "held"})) for _ in range(8)]
+        await limit_reaches(client, 16)  # eight in use: half of 16
+        gate.set()
+        assert [(await request).status_code for request in held] == [200] * 8
         for _ in range(40):
             assert (await client.get("/api/hog/work", headers={"X-Client-Id": "hog"})).status_code == 200
             if await concurrency_limit(client) == 4:
                 break
         assert await concurrency_limit(client) == 4
-        deadline = time.monotonic() + 10
-        while await concurrency_limit(client) < 16:
-            assert time.monotonic() < deadline, "the limit never grew back"
-            await asyncio.sleep(0.1)  # a scrape costs the loop a few milliseconds: between them, it is idle
+        gate.clear()
+        held = [asyncio.create_task(client.get("/api/hog/held", headers={"X-Client-Id": "held"})) for _ in range(8)]
+        await limit_reaches(client, 16)
+        gate.set()
+        assert [(await request).status_code for request in held] == [200] * 8
 
 
 async def test_with_the_busy_target_off_the_limit_stays_where_it_is_set(settings: Settings) -> None:

@@ -14,8 +14,12 @@ still turns every 1-3 ms, as it does at half. The share of wall time the loop's 
 near 1 under overload, the offered share of capacity below it, low during a stall.
 
 Additive increase, multiplicative decrease (TCP's rule): each probe that finds the loop busier than `target` halves
-the limit (down to `floor`); each that finds it below adds one (up to `ceiling`). Overload takes the limit from 16 to
-its floor of 2 in three probes (30 ms); at a tenth a probe, it took half a second in a sampled run.
+the limit (down to `floor`); each that finds it below, with at least half the limit in use at some moment since the
+last probe, adds one (up to `ceiling`). A limit grows only while it is used, as Netflix's AIMDLimit does (`inflight * 2
+>= limit`) and as TCP validates its window (RFC 7661): room nobody used says nothing of what the core can take. The
+limit starts at `floor` for the same reason, so an idle process does not sit at its ceiling. Measured before this
+rule (docs/performance.md): at the onset of twice the capacity, the ceiling's 16 requests admitted at once and the
+cascade after them (a slow answer makes clients open connections) held accepted latency at 20-60 ms for 120 ms.
 """
 
 from __future__ import annotations
@@ -45,10 +49,13 @@ class BusyRule:
         if not 1 <= self.floor <= self.ceiling:
             raise ValueError(f"the limit's floor ({self.floor}) must be 1 or more and at most its ceiling")
 
-    def next_limit(self, limit: int, busy: float) -> int:
+    def next_limit(self, limit: int, busy: float, peak: int) -> int:
+        """`peak`: the most slots in use at once since the last probe."""
         if busy > self.target:
             return max(self.floor, int(limit * DECREASE))
-        return min(self.ceiling, limit + 1)
+        if peak * 2 >= limit:
+            return min(self.ceiling, limit + 1)
+        return limit
 
 
 class BusyMetrics:
@@ -85,4 +92,4 @@ class BusyLimit:
             busy = (now_cpu - cpu) / max(now_wall - wall, 1e-9)
             wall, cpu = now_wall, now_cpu
             self._metrics.busy.set(busy)
-            self._slots.set_limit(self._rule.next_limit(self._slots.limit, busy))
+            self._slots.set_limit(self._rule.next_limit(self._slots.limit, busy, self._slots.take_peak()))

@@ -35,6 +35,7 @@ class LifoSlots:
         self._standing_wait = standing_wait
         self._clock = clock
         self._free_at = clock()  # the last moment a slot was free
+        self._peak = 0  # the most slots in use at once since take_peak() last read it
 
     @property
     def limit(self) -> int:
@@ -48,10 +49,16 @@ class LifoSlots:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def take_peak(self) -> int:
+        """The most slots in use at once since the last call."""
+        peak, self._peak = max(self._peak, self.in_use), self.in_use
+        return peak
+
     def try_take(self) -> bool:
         if self._free > 0:
             self._free -= 1
             self._free_at = self._clock()
+            self._peak = max(self._peak, self.in_use)
             return True
         return False
 
@@ -97,6 +104,7 @@ class LifoSlots:
         self._free += min(added, 0)
         for _ in range(added):
             self.give_back()
+        self._peak = max(self._peak, self.in_use)
 
     def give_back(self) -> None:
         if self._free < 0:  # over a limit that shrank: the slot is not handed on

@@ -1,7 +1,7 @@
 """The concurrency limit follows how busy the event loop is: half off per probe that finds its thread
-on the CPU more than the target share of the time, down to the floor, one more per probe that finds it less, up to
-the ceiling; a limit that grows hands its room to waiters at once, one that shrinks
-lets the requests in flight finish and admits no more until they are under it."""
+on the CPU more than the target share of the time, down to the floor, one more per probe that finds it less while at
+least half the limit was in use, up to the ceiling; a limit that grows hands its room to waiters at once, one that
+shrinks lets the requests in flight finish and admits no more until they are under it."""
 
 from __future__ import annotations
 
@@ -22,20 +22,28 @@ PROBED = BusyRule(floor=4, ceiling=16, target=0.2)  # a low bar: on a shared mac
 
 @pytest.mark.requirement("NFR-4")
 def test_a_busy_probe_halves_the_limit() -> None:
-    assert RULE.next_limit(16, busy=0.6) == 8
-    assert RULE.next_limit(15, busy=0.6) == 7
-    assert BusyRule(floor=1, ceiling=100, target=0.5).next_limit(3, busy=1.0) == 1
+    assert RULE.next_limit(16, busy=0.6, peak=16) == 8
+    assert RULE.next_limit(15, busy=0.6, peak=1) == 7
+    assert BusyRule(floor=1, ceiling=100, target=0.5).next_limit(3, busy=1.0, peak=3) == 1
 
 
 def test_a_busy_probe_never_takes_the_limit_under_its_floor() -> None:
-    assert RULE.next_limit(5, busy=1.0) == 4
-    assert RULE.next_limit(4, busy=1.0) == 4
+    assert RULE.next_limit(5, busy=1.0, peak=5) == 4
+    assert RULE.next_limit(4, busy=1.0, peak=4) == 4
 
 
 def test_a_probe_with_time_to_spare_adds_one_up_to_the_ceiling() -> None:
-    assert RULE.next_limit(4, busy=0.0) == 5
-    assert RULE.next_limit(15, busy=0.5) == 16  # the target itself is not over it
-    assert RULE.next_limit(16, busy=0.0) == 16
+    assert RULE.next_limit(4, busy=0.0, peak=4) == 5
+    assert RULE.next_limit(15, busy=0.5, peak=15) == 16  # the target itself is not over it
+    assert RULE.next_limit(16, busy=0.0, peak=16) == 16
+
+
+@pytest.mark.requirement("NFR-4")
+def test_a_probe_with_time_to_spare_grows_the_limit_only_when_half_of_it_was_in_use() -> None:
+    assert RULE.next_limit(10, busy=0.0, peak=5) == 11
+    assert RULE.next_limit(10, busy=0.0, peak=4) == 10
+    assert RULE.next_limit(9, busy=0.0, peak=5) == 10  # 5 of 9 is over half
+    assert RULE.next_limit(16, busy=0.0, peak=0) == 16  # unused room is kept, not taken away
 
 
 @pytest.mark.parametrize(("floor", "ceiling"), [(0, 4), (5, 4)])
@@ -102,6 +110,24 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> No
 
 
 @pytest.mark.requirement("NFR-4")
+async def test_the_peak_is_the_most_slots_in_use_at_once_since_it_was_last_read() -> None:
+    slots = LifoSlots(2)
+    assert slots.take_peak() == 0
+    assert slots.try_take()
+    assert slots.try_take()
+    slots.give_back()
+    assert slots.take_peak() == 2
+    assert slots.take_peak() == 1  # what is in use now
+    assert slots.try_take()
+    waiter = asyncio.create_task(slots.take(5))
+    await settle()
+    slots.set_limit(3)  # the waiter takes the new room
+    assert await waiter
+    slots.give_back()
+    assert slots.take_peak() == 3
+
+
+@pytest.mark.requirement("NFR-4")
 async def test_the_limit_shrinks_to_its_floor_while_the_loop_computes_and_grows_back_when_it_waits() -> None:
     slots, registry = LifoSlots(16), CollectorRegistry()
     limit = BusyLimit(slots, PROBED, interval=0.005, metrics=BusyMetrics(registry))
@@ -118,6 +144,13 @@ async def test_the_limit_shrinks_to_its_floor_while_the_loop_computes_and_grows_
         assert (registry.get_sample_value("event_loop_busy_ratio") or 0) > PROBED.target
         stalled.set()
         await hog
+        await asyncio.sleep(0.05)
+        assert slots.limit == 4  # idle and unused: no reason to grow
+        assert all(slots.try_take() for _ in range(4))
+        await wait_until(lambda: slots.limit >= 9)
+        await asyncio.sleep(0.05)
+        assert slots.limit == 9  # four in use: grown while that was half of it or more, no further
+        assert all(slots.try_take() for _ in range(4))
         await wait_until(lambda: slots.limit == 16)
 
 
