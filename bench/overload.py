@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
 import psutil
@@ -148,7 +149,7 @@ def main() -> None:
             # for minutes after an overload, on the API's core, and is killed instead.
             unlimited_runs = []
             for multiple in MULTIPLES:
-                with _server(common | UNLIMITED) as unlimited:
+                with _unlimited(common) as unlimited:
                     unlimited_runs.append(offer(unlimited + ROUTE, token, capacity * multiple, seconds, multiple))
     report = _report(rounds, unlimited_runs, seconds)
     print(report)
@@ -189,11 +190,10 @@ def _arguments() -> argparse.Namespace:
 
 
 @contextmanager
-def _server(environment: dict[str, str]) -> Iterator[str]:
-    """A server on core 0; one without a limit is killed at the end (a graceful stop would wait for its backlog)."""
+def _server(environment: dict[str, str], *, graceful: bool = True) -> Iterator[str]:
+    """A server on core 0."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    graceful = environment.get("INBOUND_BUSY_TARGET") != "off"
     with pinned_server(
         ["-m", "app", "serve"], f"{base}/api/common/health", environment | {"LISTEN_PORT": str(port)}, graceful=graceful
     ) as process:
@@ -203,6 +203,11 @@ def _server(environment: dict[str, str]) -> Iterator[str]:
             yield base
         finally:
             _SERVERS.remove(server)
+
+
+def _unlimited(common: dict[str, str]) -> AbstractContextManager[str]:
+    """A server without a limit, killed at the end: after an overload, a graceful stop would wait for its backlog."""
+    return _server(common | UNLIMITED, graceful=False)
 
 
 _SERVERS: list[psutil.Process] = []
@@ -227,20 +232,23 @@ def _capacity(common: dict[str, str], token: str, arguments: argparse.Namespace)
     each send again the moment they are answered, and the server handles them in batches, a turn of its loop and a
     wake-up shared by many: the same server spent 4%, 16% and 63% more of its CPU time on a request arriving open
     loop at 0.7x of wrk's rate (three rounds, 2026-12-03). The breakpoint is offered the way the overload will be."""
-    with _server(common | UNLIMITED) as unlimited:
+    with _unlimited(common) as unlimited:
         script = bearer_script(token, ROOT / ".data" / "overload-me.lua")
         wrk(unlimited + ROUTE, 2, arguments.connections, script)  # warm-up
         runs = [wrk(unlimited + ROUTE, arguments.seconds, arguments.connections, script) for _ in range(3)]
     closed_loop = float(statistics.median(run.requests_per_second - run.non_2xx / arguments.seconds for run in runs))
-    breakpoint_rate = closed_loop * BREAKPOINT_STEP
-    for step in range(10, 31):  # from half the closed-loop maximum to one and a half times it
+
+    def keeps_up(step: int) -> bool:
         rate = closed_loop * BREAKPOINT_STEP * step
-        with _server(common | UNLIMITED) as unlimited:  # a fresh one: a step past the breakpoint leaves a backlog
+        with _unlimited(common) as unlimited:  # a fresh one: a step past the breakpoint leaves a backlog
             run = offer(unlimited + ROUTE, token, rate, BREAKPOINT_SECONDS, rate / closed_loop)
-        if run.failed or run.shed_share or run.accepted_p99 > BREAKPOINT_P99_MS:
-            break
-        breakpoint_rate = rate
-    return closed_loop, breakpoint_rate
+        return not (run.failed or run.shed_share or run.accepted_p99 > BREAKPOINT_P99_MS)
+
+    # Up from half the closed-loop maximum to the first step it cannot keep up with (at most one and a half times
+    # it); if it cannot keep up with half, down to the first step it can (5% at the least).
+    passed = list(itertools.takewhile(keeps_up, range(10, 31)))
+    step = passed[-1] if passed else next((step for step in range(9, 1, -1) if keeps_up(step)), 1)
+    return closed_loop, closed_loop * BREAKPOINT_STEP * step
 
 
 def _variants(arguments: argparse.Namespace) -> dict[str, dict[str, str]]:
@@ -264,7 +272,7 @@ def _sweep(
     """`--limits 4,8,16 --busy-targets 0.8,0.9`: which limit holds accepted latency at 2x and keeps the goodput, each
     variant's server offered 2x in turns, `--rounds` times; the medians."""
     with ExitStack() as servers:
-        unlimited = servers.enter_context(_server(common | UNLIMITED))
+        unlimited = servers.enter_context(_unlimited(common))
         bases = {name: servers.enter_context(_server(common | settings)) for name, settings in variants.items()}
         token = signed_in(unlimited, common)
         capacity, breakpoint_rate = _capacity(common, token, arguments)
