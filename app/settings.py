@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     totp_issuer: str = "Proving Ground"
     inbound_concurrency: int = Field(default=16, ge=1)
     inbound_min_concurrency: int | None = Field(default=None, ge=1)  # unset: an eighth of inbound_concurrency
-    inbound_busy_target: float | None = Field(default=0.9, gt=0, le=1)
+    inbound_busy_target: float | None = Field(default=0.95, gt=0, le=1)
     inbound_max_wait: float = Field(default=0.1, ge=0)
     inbound_standing_wait: float = Field(default=0.01, ge=0)
     inbound_queue: int = Field(default=4, ge=0)

@@ -63,8 +63,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     slots = LifoSlots(start, standing_wait=settings.inbound_standing_wait)
     busy_limit = _busy_limit(settings, slots, registry)
     app.asgi_app = _with_middleware(app.asgi_app, settings, requests, inbound, slots)  # type: ignore[method-assign]
-    # The edge (python -m app serve) refuses early with the same slots, counter and exemptions.
-    app.extensions[INBOUND_EXTENSION] = Inbound(slots, inbound.shed, exempt_from_limits)
+    # The edge (python -m app serve) admits and refuses early with the same slots, counter, exemptions and wait.
+    app.extensions[INBOUND_EXTENSION] = Inbound(slots, inbound.shed, exempt_from_limits, settings.inbound_max_wait)
     _serve_with_services(app, settings, registry, busy_limit)
     return app
 

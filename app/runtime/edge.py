@@ -6,10 +6,11 @@ Here a head is refused past `max_url_bytes` (414), `max_header_bytes` or `max_he
 head does not arrive within `head_timeout` seconds (from its opening, or from the end of its last answer) gets 408
 and is closed; and a peer address holds at most `connections_per_peer` connections (a trusted proxy: no cap).
 
-Under overload it also refuses requests before the app sees them (EdgeShedding): while the app's concurrency slots
-have a queue of `queue` waiters already, a new request gets 503 + Retry-After straight from here, without the id,
-the access line, the middleware and the wait the app's own shedding would spend on it. What a refusal costs
-decides how much of the core is left for serving at twice the capacity (docs/performance.md).
+It also admits and refuses requests before the app sees them (EdgeShedding): a request without a body that finds
+one of the app's concurrency slots free takes it here; one that finds none, while the app's queue would stand or
+holds `queue` waiters already, gets 503 + Retry-After straight from here, without the id, the access line, the
+middleware and the wait the app's own shedding would spend on it. What a refusal costs decides how much of the core
+is left for serving at twice the capacity (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.src.resilience.inbound import Inbound
+from app.src.resilience.inbound import EDGE_SLOT, Inbound
+from app.src.resilience.lifo_slots import Lease
 from app.src.utils.problems import PROBLEM_CONTENT_TYPE, problem_type
 
+BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))  # names as uvicorn keeps them: lowercase
 SWEEP_SECONDS = 0.5  # how often waiting connections are checked: a head timeout ends within this of its time
 
 
@@ -66,19 +70,39 @@ def _answer(
 
 @dataclass(frozen=True)
 class EdgeShedding:
-    """Refuse at the edge while no slot is free and the app's slots have `queue` waiters or more (a route `exempt`
-    never is)."""
+    """Admission at the edge (a route `exempt` is neither given a slot here nor refused).
+
+    A request without a body that finds a slot free takes it here, and the app's shedder claims it. Left to the app,
+    every request read in one turn of the loop would see the same free slot, and all but the first would wait for
+    one. (A request with a body takes its slot in the app, once its body is in: a slow upload holds no slot.)
+
+    One that finds no slot free waits for one in the app only while a queue there drains: fewer than `queue` wait,
+    and the loop has time to spare. Otherwise it is refused at once: under overload the app gets what it has room
+    for, and the rest are refused without waiting (a wait that would end in a slot would add to the latency of an
+    accepted request; one that would end in a refusal would only delay it)."""
 
     inbound: Inbound
     queue: int
     retry_after: int
 
-    def refuses(self, url: bytes) -> bool:
+    def reserve(self, url: bytes, headers: Sequence[tuple[bytes, bytes]]) -> Lease | None:
+        """A free slot for a request without a body, taken now; None: none is free, or the request is not for one."""
         slots = self.inbound.slots
-        if slots.waiting < self.queue or slots.in_use < slots.limit:  # a queue of 0: refused only with no slot free
+        if slots.in_use >= slots.limit or any(name in BODY_HEADERS for name, _ in headers) or self._exempt(url):
+            return None
+        return Lease(slots) if slots.try_take() else None
+
+    def refuses(self, url: bytes) -> bool:
+        """No slot is free and a queue would stand or is full (a queue of 0: refused whenever no slot is free)."""
+        slots = self.inbound.slots
+        if slots.in_use < slots.limit:
             return False
-        path = url.partition(b"?")[0].decode("latin-1")
-        return not self.inbound.exempt(path)
+        if slots.waiting < self.queue and not slots.standing(self.inbound.max_wait):
+            return False
+        return not self._exempt(url)
+
+    def _exempt(self, url: bytes) -> bool:
+        return self.inbound.exempt(url.partition(b"?")[0].decode("latin-1"))
 
     def answer(self, keep_alive: bool) -> bytes:
         """The whole 503 problem answer, written by the protocol itself; counted as shed."""
@@ -157,6 +181,7 @@ class EdgeProtocol(HttpToolsProtocol):
     _header_count = 0
     _refusal: tuple[int, str, str] | None = None
     _shedding_this = False
+    _slot: Lease | None = None  # taken here for the request being answered
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -168,6 +193,9 @@ class EdgeProtocol(HttpToolsProtocol):
         self.state.wait_for_head(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._slot is not None and not self._slot.claimed:  # the app never got it: its shedder cannot give it back
+            self._slot.end()
+        self._slot = None
         self.state.waiting.pop(self, None)
         self.state.release(self._peer)
         self._peer = None
@@ -218,9 +246,13 @@ class EdgeProtocol(HttpToolsProtocol):
         # Only when no earlier (pipelined) request is still being answered: its answer must go first, and the app's
         # own shedding answers this one.
         idle = self.cycle is None or self.cycle.response_complete
-        if shedding is not None and idle and shedding.refuses(self.url):
-            self._shedding_this = True  # answered when its message ends: no request cycle, no task
-            return
+        if shedding is not None and idle:
+            self._slot = shedding.reserve(self.url, self.headers)
+            if self._slot is not None:
+                cast("dict[str, object]", self.scope)[EDGE_SLOT] = self._slot
+            elif shedding.refuses(self.url):
+                self._shedding_this = True  # answered when its message ends: no request cycle, no task
+                return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -242,6 +274,9 @@ class EdgeProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def on_response_complete(self) -> None:
+        if self._slot is not None:  # answered, whether or not the app's shedder had the slot (ending it twice is one)
+            self._slot.end()
+            self._slot = None
         super().on_response_complete()
         if not self.transport.is_closing() and not self.pipeline:
             self.state.wait_for_head(self)

@@ -183,7 +183,9 @@ async def test_the_concurrency_limit_shrinks_to_its_floor_while_the_loop_is_busy
     settings: Settings,
 ) -> None:
     gate = asyncio.Event()
-    update = {"inbound_min_concurrency": 4, "inbound_busy_target": 0.3, "inbound_max_wait": 10.0}
+    # Waits as long as the test needs: this is about the limit, not about how long a queue may stand after the hog.
+    update = {"inbound_min_concurrency": 4, "inbound_busy_target": 0.3, "inbound_max_wait": 10.0,
+              "inbound_standing_wait": 10.0}  # fmt: skip
     async with hogging(settings, gate, **update) as client:
         assert await concurrency_limit(client) == 4  # it starts at its floor
         await asyncio.sleep(0.3)

@@ -213,4 +213,4 @@ def test_the_limit_stays_fixed_when_the_busy_target_is_off(monkeypatch: pytest.M
     monkeypatch.setenv("INBOUND_BUSY_TARGET", off)
     assert load_settings().inbound_busy_target is None
     monkeypatch.delenv("INBOUND_BUSY_TARGET")
-    assert load_settings().inbound_busy_target == 0.9
+    assert load_settings().inbound_busy_target == 0.95

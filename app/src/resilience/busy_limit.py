@@ -92,4 +92,6 @@ class BusyLimit:
             busy = (now_cpu - cpu) / max(now_wall - wall, 1e-9)
             wall, cpu = now_wall, now_cpu
             self._metrics.busy.set(busy)
+            if busy > self._rule.target:
+                self._slots.overloaded()
             self._slots.set_limit(self._rule.next_limit(self._slots.limit, busy, self._slots.take_peak()))

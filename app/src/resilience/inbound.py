@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CLIENT_ID_HEADER = b"x-client-id"
 INBOUND_EXTENSION = "proving_ground.inbound"
+EDGE_SLOT = "proving_ground.slot"  # in a request's scope: the slot the HTTP edge took for it (app/runtime/edge.py)
 MAX_CLIENT_ID_LENGTH = 64
 
 
@@ -58,12 +59,13 @@ async def send_problem(
 
 @dataclass(frozen=True)
 class Inbound:
-    """What the HTTP edge needs of the app's load shedding to refuse early: its slots, its shed counter, and which
-    paths are never shed."""
+    """What the HTTP edge needs of the app's load shedding to admit and refuse early: its slots, its shed counter,
+    which paths are never shed, and how long a request may wait for a slot."""
 
     slots: LifoSlots
     shed: Counter
     exempt: Callable[[str], bool]
+    max_wait: float
 
 
 class LoadShedder:
@@ -95,12 +97,16 @@ class LoadShedder:
         if scope["type"] != "http" or self._exempt(scope["path"]):
             await self._app(scope, receive, send)
             return
-        if not await self._slots.take(self._max_wait):
-            self._shed.inc()
-            detail = "The service is at capacity; retry after the time in Retry-After."
-            await send_problem(send, scope["path"], 503, "overloaded", "Service Unavailable", detail, self._retry_after)
-            return
-        lease = Lease(self._slots)
+        lease = scope.get(EDGE_SLOT)
+        if not isinstance(lease, Lease) or not lease.claim():
+            if not await self._slots.take(self._max_wait):
+                self._shed.inc()
+                detail = "The service is at capacity; retry after the time in Retry-After."
+                await send_problem(
+                    send, scope["path"], 503, "overloaded", "Service Unavailable", detail, self._retry_after
+                )
+                return
+            lease = Lease(self._slots)
         token = current_lease.set(lease)
 
         async def send_then_free(message: ASGISendEvent) -> None:
@@ -162,4 +168,4 @@ class ClientRateLimiter:
         await self._app(scope, receive, send_with_quota)
 
 
-__all__ = ["ClientRateLimiter", "InboundMetrics", "LoadShedder"]
+__all__ = ["EDGE_SLOT", "ClientRateLimiter", "InboundMetrics", "LoadShedder"]

@@ -154,6 +154,21 @@ async def test_the_limit_shrinks_to_its_floor_while_the_loop_computes_and_grows_
         await wait_until(lambda: slots.limit == 16)
 
 
+@pytest.mark.requirement("NFR-4")
+async def test_a_probe_that_finds_the_loop_busy_says_a_queue_would_stand_and_an_idle_one_does_not() -> None:
+    slots = LifoSlots(16)
+    limit = BusyLimit(slots, PROBED, interval=0.005, metrics=BusyMetrics(CollectorRegistry()))
+    async with limit.following():
+        await asyncio.sleep(0.05)
+        assert not slots.standing(60)  # slots free, and a loop with time to spare: a queue would drain
+        deadline = time.monotonic() + 10
+        while not slots.standing(60):
+            assert time.monotonic() < deadline, "a busy loop never said so"
+            compute_for(0.02)
+            await asyncio.sleep(0)
+    assert slots.in_use == 0  # standing, with every slot free: said by the loop alone
+
+
 async def test_the_limit_stops_following_once_the_block_ends() -> None:
     slots = LifoSlots(16)
     limit = BusyLimit(slots, PROBED, interval=0.005, metrics=BusyMetrics(CollectorRegistry()))
