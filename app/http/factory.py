@@ -73,7 +73,8 @@ def _busy_limit(settings: Settings, slots: LifoSlots, registry: CollectorRegistr
     if settings.inbound_busy_target is None:
         return None
     rule = BusyRule(settings.inbound_concurrency_floor, settings.inbound_concurrency, settings.inbound_busy_target)
-    return BusyLimit(slots, rule, interval=BUSY_PROBE_INTERVAL, metrics=BusyMetrics(registry))
+    window = settings.inbound_max_wait
+    return BusyLimit(slots, rule, interval=BUSY_PROBE_INTERVAL, window=window, metrics=BusyMetrics(registry))
 
 
 def _serve_with_services(

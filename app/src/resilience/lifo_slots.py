@@ -9,7 +9,7 @@ barely waited, and the ones at the back reach their bounded wait and are refused
 A queue that forms and drains absorbs a burst; a queue that stands only adds latency. As in the same paper's
 CoDel variant: while no slot has been free for a whole `max_wait`, a new waiter waits at most `standing_wait`. A limit
 that follows how busy the event loop is (app/src/resilience/busy_limit.py) says it sooner: while the loop's thread
-has had no time to spare within `max_wait`, any queue stands: nothing will drain it faster.
+has had almost no time to spare for a while (`overloaded`), any queue stands: nothing will drain it faster.
 
 The slots bound the work the event loop runs at once. A request waiting on a provider runs nothing meanwhile, so
 it lends its slot (`lend_slot`) and takes one back, ahead of every new waiter, when the provider has answered: a
@@ -38,7 +38,7 @@ class LifoSlots:
         self._clock = clock
         self._free_at = clock()  # the last moment a slot was free
         self._peak = 0  # the most slots in use at once since take_peak() last read it
-        self._overloaded_at = float("-inf")  # the last moment the event loop had no time to spare
+        self.overloaded = False  # the event loop has had no time to spare for a while (a limit that follows it says)
 
     @property
     def limit(self) -> int:
@@ -65,15 +65,9 @@ class LifoSlots:
             return True
         return False
 
-    def overloaded(self) -> None:
-        """The event loop has no time to spare (a limit that follows it says so)."""
-        self._overloaded_at = self._clock()
-
     def standing(self, max_wait: float) -> bool:
-        """A queue would stand, not drain: the loop had no time to spare within `max_wait`, or no slot was free for
-        as long."""
-        now = self._clock()
-        return now - self._overloaded_at < max_wait or now - self._free_at > max_wait
+        """A queue would stand, not drain: the loop is overloaded, or no slot was free for `max_wait`."""
+        return self.overloaded or self._clock() - self._free_at > max_wait
 
     def wait_for(self, max_wait: float) -> float:
         """How long a new waiter may wait: `max_wait`, or `standing_wait` once a queue stands."""

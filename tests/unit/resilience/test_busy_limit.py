@@ -130,7 +130,7 @@ async def test_the_peak_is_the_most_slots_in_use_at_once_since_it_was_last_read(
 @pytest.mark.requirement("NFR-4")
 async def test_the_limit_shrinks_to_its_floor_while_the_loop_computes_and_grows_back_when_it_waits() -> None:
     slots, registry = LifoSlots(16), CollectorRegistry()
-    limit = BusyLimit(slots, PROBED, interval=0.005, metrics=BusyMetrics(registry))
+    limit = BusyLimit(slots, PROBED, interval=0.005, window=0.05, metrics=BusyMetrics(registry))
     stalled = asyncio.Event()
 
     async def hog_the_loop() -> None:
@@ -155,23 +155,29 @@ async def test_the_limit_shrinks_to_its_floor_while_the_loop_computes_and_grows_
 
 
 @pytest.mark.requirement("NFR-4")
-async def test_a_probe_that_finds_the_loop_busy_says_a_queue_would_stand_and_an_idle_one_does_not() -> None:
+async def test_a_loop_busy_for_a_whole_window_is_overloaded_and_one_short_burst_is_not() -> None:
     slots = LifoSlots(16)
-    limit = BusyLimit(slots, PROBED, interval=0.005, metrics=BusyMetrics(CollectorRegistry()))
+    limit = BusyLimit(slots, PROBED, interval=0.005, window=0.1, metrics=BusyMetrics(CollectorRegistry()))
     async with limit.following():
-        await asyncio.sleep(0.05)
-        assert not slots.standing(60)  # slots free, and a loop with time to spare: a queue would drain
+        await asyncio.sleep(0.15)
+        compute_for(0.012)  # past the target in a probe or two, a small share of the window
+        for _ in range(100):  # the probe that read the burst runs first
+            await asyncio.sleep(0.002)
+            assert not slots.overloaded
         deadline = time.monotonic() + 10
-        while not slots.standing(60):
+        while not slots.overloaded:
             assert time.monotonic() < deadline, "a busy loop never said so"
             compute_for(0.02)
             await asyncio.sleep(0)
-    assert slots.in_use == 0  # standing, with every slot free: said by the loop alone
+        assert slots.standing(60)  # with every slot free: said by the loop alone
+        while slots.overloaded:
+            assert time.monotonic() < deadline, "an idle loop still said so"
+            await asyncio.sleep(0.01)
 
 
 async def test_the_limit_stops_following_once_the_block_ends() -> None:
     slots = LifoSlots(16)
-    limit = BusyLimit(slots, PROBED, interval=0.005, metrics=BusyMetrics(CollectorRegistry()))
+    limit = BusyLimit(slots, PROBED, interval=0.005, window=0.05, metrics=BusyMetrics(CollectorRegistry()))
     async with limit.following():
         deadline = time.monotonic() + 10
         while slots.limit == 16:
