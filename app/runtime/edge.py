@@ -247,7 +247,9 @@ class EdgeProtocol(HttpToolsProtocol):
         # own shedding answers this one.
         idle = self.cycle is None or self.cycle.response_complete
         if shedding is not None and idle:
-            self._slot = shedding.reserve(self.url, self.headers)
+            # Not for an upgrade: uvicorn hands the connection to its websocket protocol, and this one would never
+            # hear of the request again to give the slot back (the app's shedder does not handle websockets either).
+            self._slot = None if self.parser.should_upgrade() else shedding.reserve(self.url, self.headers)
             if self._slot is not None:
                 cast("dict[str, object]", self.scope)[EDGE_SLOT] = self._slot
             elif shedding.refuses(self.url):

@@ -42,6 +42,9 @@ class MemoryTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         return None
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
 
 def connected(slots: LifoSlots, app: Any) -> tuple[EdgeProtocol, MemoryTransport]:
     shed = Counter("shed", "Refused", registry=CollectorRegistry())
@@ -58,6 +61,9 @@ def connected(slots: LifoSlots, app: Any) -> tuple[EdgeProtocol, MemoryTransport
 
 def shedder(slots: LifoSlots, seen: list[tuple[object, int]]) -> LoadShedder:
     async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close"})
+            return
         seen.append((scope.get(EDGE_SLOT), slots.in_use))
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
@@ -125,3 +131,17 @@ async def test_a_slot_taken_for_a_request_answered_before_the_shedder_is_given_b
     assert answered == [0]  # free once the answer was sent, though no shedder claimed it
     assert transport.written.startswith(b"HTTP/1.1 429")
     assert not transport.closed
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_a_websocket_upgrade_takes_no_slot_at_the_edge() -> None:
+    slots = LifoSlots(1)
+    seen: list[tuple[object, int]] = []
+    protocol, transport = connected(slots, shedder(slots, seen))
+    head = [b"GET /api/auth/me HTTP/1.1", b"Host: x", b"Upgrade: websocket", b"Connection: Upgrade",
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Version: 13"]  # fmt: skip
+    protocol.data_received(b"\r\n".join(head) + b"\r\n\r\n")
+    assert transport.protocol is not protocol  # handed to uvicorn's websocket protocol, which the edge never hears of
+    assert slots.in_use == 0  # so a slot taken here would never be given back
+    await asyncio.sleep(0.01)
+    assert not seen  # and the app never ran it as a request
