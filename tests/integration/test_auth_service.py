@@ -103,7 +103,7 @@ async def enrolled(auth: Auth) -> tuple[str, list[str]]:
     """TOTP on for the account, confirmed with the code of the step before now: (secret, recovery codes)."""
     profile = await auth.profile()
     secret = (await auth.service.enrol_totp(profile, PASSWORD)).secret
-    step = int(auth.clock() // STEP_SECONDS)
+    step = await auth.clock.step_with_time_left()
     codes = await auth.service.confirm_totp(profile, TotpCode(code=code_at(secret, step - 1), password=PASSWORD))
     return secret, codes.recovery_codes
 

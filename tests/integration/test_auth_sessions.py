@@ -205,7 +205,7 @@ async def challenge(who: Account) -> str:
 async def enrolled_account(who: Account) -> tuple[str, list[str]]:
     profile = await who.profile(await who.tokens())
     secret = (await who.auth.service.enrol_totp(profile, PASSWORD)).secret
-    step = int(who.auth.clock() // STEP_SECONDS)
+    step = await who.auth.clock.step_with_time_left()
     codes = await who.auth.service.confirm_totp(profile, TotpCode(code=code_at(secret, step - 1), password=PASSWORD))
     return secret, codes.recovery_codes
 

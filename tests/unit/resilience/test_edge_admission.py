@@ -72,6 +72,16 @@ def shedder(slots: LifoSlots, seen: list[tuple[object, int]]) -> LoadShedder:
     return LoadShedder(app, slots=slots, max_wait=0.1, retry_after=1, exempt=lambda path: False, metrics=metrics)
 
 
+class Served:
+    """A connection to the edge, in front of the app's shedder; `seen`: each request's slot from the edge, and the
+    slots in use, as the app saw them."""
+
+    def __init__(self, slots: LifoSlots) -> None:
+        self.slots = slots
+        self.seen: list[tuple[object, int]] = []
+        self.protocol, self.transport = connected(slots, shedder(slots, self.seen))
+
+
 async def settled(slots: LifoSlots, seen: list[tuple[object, int]], count: int) -> None:
     async with asyncio.timeout(5):
         while len(seen) < count or slots.in_use:  # noqa: ASYNC110 - the request runs in uvicorn's task
@@ -80,9 +90,8 @@ async def settled(slots: LifoSlots, seen: list[tuple[object, int]], count: int) 
 
 @pytest.mark.requirement("NFR-4")
 async def test_the_app_serves_a_request_in_the_slot_the_edge_took_for_it_and_it_is_given_back_once() -> None:
-    slots = LifoSlots(2)
-    seen: list[tuple[object, int]] = []
-    protocol, transport = connected(slots, shedder(slots, seen))
+    served = Served(slots := LifoSlots(2))
+    protocol, transport, seen = served.protocol, served.transport, served.seen
     protocol.data_received(REQUEST)
     assert slots.in_use == 1  # taken as the head was read, before the app ran
     await settled(slots, seen, 1)
@@ -98,9 +107,8 @@ async def test_the_app_serves_a_request_in_the_slot_the_edge_took_for_it_and_it_
 
 @pytest.mark.requirement("NFR-4")
 async def test_a_slot_taken_for_a_request_whose_connection_is_lost_before_the_app_runs_is_given_back() -> None:
-    slots = LifoSlots(1)
-    seen: list[tuple[object, int]] = []
-    protocol, _ = connected(slots, shedder(slots, seen))
+    served = Served(slots := LifoSlots(1))
+    protocol, seen = served.protocol, served.seen
     protocol.data_received(REQUEST)
     assert slots.in_use == 1
     protocol.connection_lost(None)  # before the app's task ran
@@ -135,9 +143,8 @@ async def test_a_slot_taken_for_a_request_answered_before_the_shedder_is_given_b
 
 @pytest.mark.requirement("NFR-4")
 async def test_a_websocket_upgrade_takes_no_slot_at_the_edge() -> None:
-    slots = LifoSlots(1)
-    seen: list[tuple[object, int]] = []
-    protocol, transport = connected(slots, shedder(slots, seen))
+    served = Served(slots := LifoSlots(1))
+    protocol, transport, seen = served.protocol, served.transport, served.seen
     head = [b"GET /api/auth/me HTTP/1.1", b"Host: x", b"Upgrade: websocket", b"Connection: Upgrade",
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Version: 13"]  # fmt: skip
     protocol.data_received(b"\r\n".join(head) + b"\r\n\r\n")
@@ -145,3 +152,18 @@ async def test_a_websocket_upgrade_takes_no_slot_at_the_edge() -> None:
     assert slots.in_use == 0  # so a slot taken here would never be given back
     await asyncio.sleep(0.01)
     assert not seen  # and the app never ran it as a request
+
+
+@pytest.mark.requirement("NFR-4")
+async def test_of_requests_read_in_one_turn_of_the_loop_only_those_with_a_slot_are_let_through() -> None:
+    slots = LifoSlots(1)
+    connections = [Served(slots) for _ in range(3)]
+    for each in connections:  # read one after another, before any of the app's tasks runs
+        each.protocol.data_received(REQUEST)
+    assert slots.in_use == 1
+    first, *others = connections
+    for each in others:  # no slot left and no queue: refused at once, not sent to wait for the first one's slot
+        assert each.transport.written.startswith(b"HTTP/1.1 503")
+    await settled(slots, first.seen, 1)
+    assert [in_use for _, in_use in first.seen] == [1]
+    assert not [seen for each in others for seen in each.seen]  # the app never saw them
